@@ -1,0 +1,3 @@
+//! The `hookline` command (being written).
+
+fn main() {}

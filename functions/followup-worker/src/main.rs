@@ -1,0 +1,2 @@
+//! followup-worker (being written).
+fn main() {}

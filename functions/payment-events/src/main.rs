@@ -1,0 +1,2 @@
+//! payment-events (being written).
+fn main() {}

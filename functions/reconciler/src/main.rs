@@ -1,0 +1,2 @@
+//! reconciler (being written).
+fn main() {}

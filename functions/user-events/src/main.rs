@@ -1,0 +1,2 @@
+//! user-events (being written).
+fn main() {}

@@ -1,0 +1,17 @@
+//! Hookline's shared crate: everything a webhook receiver needs besides its own payload mapping.
+//!
+//! The receiver flow (see `DESIGN.md`): guards ([`http`]) → signature verification ([`verify`]) →
+//! typed parsing, only possible from a [`verify::Verified`] body → one DynamoDB transaction
+//! ([`store`]) → a batch send of follow-ups ([`queue`]) → a JSON answer ([`http`]).
+
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod model;
+pub mod queue;
+pub mod receiver;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+pub mod verify;
+pub mod worker;

@@ -1,0 +1,280 @@
+//! Webhook signature verification: one scheme per sender, all behind [`Verifier`].
+//!
+//! Invariant kept here (DESIGN.md invariant 4): a body can only be parsed through a [`Verified`],
+//! and a [`Verified`] can only be made by [`Verifier::verify`] after a signature over the *raw
+//! body bytes* matched one of the configured secrets in constant time. Every way to fail has its
+//! own [`VerifyError`] variant, for logs and tests; the HTTP layer answers all of them with a bare
+//! 401 so a forger learns nothing.
+
+mod github;
+mod paddle;
+mod shopify;
+mod slack;
+mod standard;
+mod static_header;
+mod stripe;
+mod twilio;
+
+use std::str::FromStr;
+
+use http::{HeaderMap, HeaderName};
+use serde::de::DeserializeOwned;
+
+use crate::clock::{self, SharedClock};
+use crate::secret::{Secret, Secrets};
+
+/// Default timestamp tolerance, past and future, for schemes that sign a time.
+pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
+
+/// The signature schemes Hookline verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scheme {
+    /// Stripe: `Stripe-Signature: t=..,v1=..`.
+    Stripe,
+    /// Standard Webhooks / Svix: `webhook-id`, `webhook-timestamp`, `webhook-signature` (or `svix-*`).
+    StandardWebhooks,
+    /// GitHub: `X-Hub-Signature-256: sha256=<hex>`.
+    GitHub,
+    /// Shopify: `X-Shopify-Hmac-Sha256: <base64>`.
+    Shopify,
+    /// Slack: `X-Slack-Signature: v0=<hex>` over `v0:{ts}:{body}`.
+    Slack,
+    /// Paddle Billing: `Paddle-Signature: ts=..;h1=..`.
+    Paddle,
+    /// Twilio: `X-Twilio-Signature`, HMAC-SHA1 over the URL and sorted form parameters.
+    Twilio,
+    /// A shared token in a configured header, for senders that sign nothing (Builder.io).
+    StaticHeader {
+        /// The header carrying the token.
+        header: HeaderName,
+    },
+}
+
+impl FromStr for Scheme {
+    type Err = VerifyError;
+    /// Parses `stripe`, `standard-webhooks` (or `svix`), `github`, `shopify`, `slack`, `paddle`,
+    /// `twilio`, or `static-header:<header-name>`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "stripe" => Self::Stripe,
+            "standard-webhooks" | "standard_webhooks" | "svix" => Self::StandardWebhooks,
+            "github" => Self::GitHub,
+            "shopify" => Self::Shopify,
+            "slack" => Self::Slack,
+            "paddle" => Self::Paddle,
+            "twilio" => Self::Twilio,
+            other => match other.strip_prefix("static-header:") {
+                Some(h) => Self::StaticHeader {
+                    header: HeaderName::from_str(h).map_err(|_| VerifyError::UnknownScheme)?,
+                },
+                None => return Err(VerifyError::UnknownScheme),
+            },
+        })
+    }
+}
+
+/// What a verifier looks at: the raw body bytes, the headers, and (Twilio only) the full URL the
+/// sender posted to, query string included.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// Request headers (names are case-insensitive).
+    pub headers: &'a HeaderMap,
+    /// The raw body, exactly as received.
+    pub body: &'a [u8],
+    /// The full request URL, when the scheme signs it.
+    pub url: Option<&'a str>,
+}
+
+/// What the scheme's headers said, available to receivers after verification.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifiedMeta {
+    /// The delivery or message id from a header (`webhook-id`, `X-GitHub-Delivery`, ...).
+    pub delivery_id: Option<String>,
+    /// The signed timestamp, seconds since the epoch, where the scheme signs one.
+    pub timestamp: Option<i64>,
+    /// The event type or topic from a header (`X-GitHub-Event`, `X-Shopify-Topic`), if any.
+    pub event_type: Option<String>,
+}
+
+/// A body whose signature has been verified. The only value from which a payload is parsed.
+#[derive(Debug, Clone)]
+pub struct Verified<'a> {
+    body: &'a [u8],
+    meta: VerifiedMeta,
+}
+
+/// The verified body is not the JSON shape expected.
+#[derive(Debug, thiserror::Error)]
+#[error("payload does not match the expected shape: {0}")]
+pub struct ParseError(#[from] serde_json::Error);
+
+impl<'a> Verified<'a> {
+    pub(crate) fn new(body: &'a [u8], meta: VerifiedMeta) -> Self {
+        Self { body, meta }
+    }
+    /// The raw verified bytes (for storage and replay).
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+    /// Header-borne facts about the delivery.
+    pub fn meta(&self) -> &VerifiedMeta {
+        &self.meta
+    }
+    /// Parses the verified body as JSON into `T`.
+    pub fn parse_json<T: DeserializeOwned>(&self) -> Result<T, ParseError> {
+        Ok(serde_json::from_slice(self.body)?)
+    }
+}
+
+/// Why a request failed verification. Logged, never returned to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The scheme name in configuration is not one we know.
+    #[error("unknown signature scheme")]
+    UnknownScheme,
+    /// A secret in configuration is unusable for this scheme (e.g. bad base64 after `whsec_`).
+    #[error("a configured secret is not valid for this scheme")]
+    InvalidSecret,
+    /// A required header is absent.
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    /// A header that must appear once appears more than once.
+    #[error("header {0} appears more than once")]
+    RepeatedHeader(&'static str),
+    /// A header is not valid ASCII/UTF-8 or has the wrong structure.
+    #[error("header {0} is malformed")]
+    MalformedHeader(&'static str),
+    /// The timestamp is not a number, or overflows.
+    #[error("timestamp is not a valid number")]
+    InvalidTimestamp,
+    /// The timestamp is older than the tolerance.
+    #[error("timestamp is older than the tolerance")]
+    TimestampTooOld,
+    /// The timestamp is further in the future than the tolerance.
+    #[error("timestamp is further in the future than the tolerance")]
+    TimestampInFuture,
+    /// No signature of a version this scheme supports was present.
+    #[error("no signature of a supported version")]
+    NoSupportedSignature,
+    /// A signature was present but empty, or not valid hex/base64, or of the wrong length.
+    #[error("signature is empty or not validly encoded")]
+    MalformedSignature,
+    /// Well-formed signatures, none matching any configured secret.
+    #[error("no signature matched any configured secret")]
+    SignatureMismatch,
+    /// The scheme signs the request URL but none was available.
+    #[error("request URL unavailable to a scheme that signs it")]
+    MissingUrl,
+}
+
+/// Inputs for producing a signature (CLI and tests).
+#[derive(Debug, Clone, Copy)]
+pub struct SignInput<'a> {
+    /// The raw body to sign.
+    pub body: &'a [u8],
+    /// Timestamp to sign, seconds since the epoch (ignored by schemes that sign none).
+    pub timestamp: i64,
+    /// Delivery/message id (Standard Webhooks signs it; others put it in their id header).
+    pub id: &'a str,
+    /// Full URL (Twilio signs it).
+    pub url: Option<&'a str>,
+}
+
+/// A configured verifier: scheme, secrets (rotation), tolerance, clock. Built once per cold start.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    scheme: Scheme,
+    secrets: Secrets,
+    tolerance_secs: i64,
+    clock: SharedClock,
+}
+
+impl Verifier {
+    /// A verifier on the system clock. Fails with [`VerifyError::InvalidSecret`] when a secret
+    /// cannot serve this scheme.
+    pub fn new(scheme: Scheme, secrets: Secrets, tolerance_secs: i64) -> Result<Self, VerifyError> {
+        for s in secrets.iter() {
+            key_for(&scheme, s)?;
+        }
+        Ok(Self {
+            scheme,
+            secrets,
+            tolerance_secs,
+            clock: clock::system(),
+        })
+    }
+
+    /// Replaces the clock (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The scheme this verifier checks.
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    /// Verifies `req`; on success the body becomes parseable.
+    pub fn verify<'a>(&self, req: &Incoming<'a>) -> Result<Verified<'a>, VerifyError> {
+        let now = self.clock.now_secs();
+        let ctx = Ctx {
+            secrets: &self.secrets,
+            now,
+            tolerance: self.tolerance_secs,
+        };
+        let meta = match &self.scheme {
+            Scheme::Stripe => stripe::verify(&ctx, req)?,
+            Scheme::StandardWebhooks => standard::verify(&ctx, req)?,
+            Scheme::GitHub => github::verify(&ctx, req)?,
+            Scheme::Shopify => shopify::verify(&ctx, req)?,
+            Scheme::Slack => slack::verify(&ctx, req)?,
+            Scheme::Paddle => paddle::verify(&ctx, req)?,
+            Scheme::Twilio => twilio::verify(&ctx, req)?,
+            Scheme::StaticHeader { header } => static_header::verify(&ctx, header, req)?,
+        };
+        Ok(Verified::new(req.body, meta))
+    }
+
+    /// Signs with the primary secret: the headers a genuine sender would add.
+    pub fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(HeaderName, String)>, VerifyError> {
+        sign(&self.scheme, self.secrets.primary(), input)
+    }
+}
+
+/// Signs `input` with `secret` under `scheme`: the headers a genuine sender would add.
+pub fn sign(
+    scheme: &Scheme,
+    secret: &Secret,
+    input: &SignInput<'_>,
+) -> Result<Vec<(HeaderName, String)>, VerifyError> {
+    match scheme {
+        Scheme::Stripe => stripe::sign(secret, input),
+        Scheme::StandardWebhooks => standard::sign(secret, input),
+        Scheme::GitHub => github::sign(secret, input),
+        Scheme::Shopify => shopify::sign(secret, input),
+        Scheme::Slack => slack::sign(secret, input),
+        Scheme::Paddle => paddle::sign(secret, input),
+        Scheme::Twilio => twilio::sign(secret, input),
+        Scheme::StaticHeader { header } => Ok(vec![(
+            header.clone(),
+            String::from_utf8(secret.expose().to_vec()).map_err(|_| VerifyError::InvalidSecret)?,
+        )]),
+    }
+}
+
+/// The MAC key a secret yields under a scheme (Standard Webhooks base64-decodes `whsec_` keys).
+fn key_for(scheme: &Scheme, secret: &Secret) -> Result<Vec<u8>, VerifyError> {
+    match scheme {
+        Scheme::StandardWebhooks => standard::key(secret),
+        _ => Ok(secret.expose().to_vec()),
+    }
+}
+
+/// What every scheme's `verify` receives besides the request.
+pub(crate) struct Ctx<'s> {
+    secrets: &'s Secrets,
+    now: i64,
+    tolerance: i64,
+}

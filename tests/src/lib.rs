@@ -1,0 +1,1 @@
+//! Test support: the local emulator and per-test resources (being written).
