@@ -1,1 +1,323 @@
-//! (being written)
+//! Typed configuration, read once per cold start from the environment.
+//!
+//! Every function fails fast at start-up with an error that names the variable, instead of failing
+//! on the first request. Reading goes through a lookup function so tests never touch the process
+//! environment.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::secret::Secrets;
+use crate::verify::DEFAULT_TOLERANCE_SECS;
+
+/// Comma-separated signing secrets (rotation: old and new at once).
+pub const WEBHOOK_SECRETS: &str = "WEBHOOK_SECRETS";
+/// Signature timestamp tolerance in seconds, past and future.
+pub const SIGNATURE_TOLERANCE_SECS: &str = "SIGNATURE_TOLERANCE_SECS";
+/// Largest accepted body, bytes.
+pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+/// The DynamoDB table.
+pub const TABLE_NAME: &str = "TABLE_NAME";
+/// The SQS follow-up queue URL.
+pub const FOLLOWUP_QUEUE_URL: &str = "FOLLOWUP_QUEUE_URL";
+/// Days an event record is kept (TTL).
+pub const EVENT_RETENTION_DAYS: &str = "EVENT_RETENTION_DAYS";
+/// Timeout of one outbound action call, milliseconds.
+pub const ACTION_TIMEOUT_MS: &str = "ACTION_TIMEOUT_MS";
+/// Prefix of per-kind action target URLs: `ACTION_<KIND>_URL`.
+pub const ACTION_URL_PREFIX: &str = "ACTION_";
+/// Age in seconds after which a still-pending outbox is re-enqueued.
+pub const RECONCILE_GRACE_SECS: &str = "RECONCILE_GRACE_SECS";
+/// Most events the reconciler re-enqueues per run.
+pub const RECONCILE_MAX_EVENTS: &str = "RECONCILE_MAX_EVENTS";
+
+/// Default for [`MAX_BODY_BYTES`]: 256 KiB, far above any provider's event size.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// Default for [`EVENT_RETENTION_DAYS`]: longer than any provider's retry window.
+pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    /// A variable is set to something unusable.
+    #[error("environment variable {var} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Why (never the value itself: it may be a secret).
+        reason: String,
+    },
+}
+
+/// Where configuration values come from: the process environment, or a map in tests.
+pub trait Source {
+    /// The value of `name`, if set and not blank.
+    fn get(&self, name: &str) -> Option<String>;
+    /// Every variable whose name starts with `prefix`.
+    fn with_prefix(&self, prefix: &str) -> Vec<(String, String)>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Env;
+
+impl Source for Env {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+    fn with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        std::env::vars()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .collect()
+    }
+}
+
+impl Source for BTreeMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        BTreeMap::get(self, name)
+            .filter(|v| !v.trim().is_empty())
+            .cloned()
+    }
+    fn with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        self.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+fn required(src: &dyn Source, var: &'static str) -> Result<String, ConfigError> {
+    src.get(var).ok_or(ConfigError::Missing(var))
+}
+
+fn number<T: std::str::FromStr>(
+    src: &dyn Source,
+    var: &'static str,
+    default: T,
+    valid: impl Fn(&T) -> bool,
+) -> Result<T, ConfigError> {
+    match src.get(var) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<T>() {
+            Ok(v) if valid(&v) => Ok(v),
+            _ => Err(ConfigError::Invalid {
+                var,
+                reason: format!("expected a positive whole number, got {raw:?}"),
+            }),
+        },
+    }
+}
+
+/// What every function that touches the store needs.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// [`TABLE_NAME`].
+    pub table_name: String,
+    /// [`EVENT_RETENTION_DAYS`].
+    pub retention_days: i64,
+}
+
+impl StoreConfig {
+    /// Reads the store configuration.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required(src, TABLE_NAME)?,
+            retention_days: number(src, EVENT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, |d| {
+                *d > 0
+            })?,
+        })
+    }
+}
+
+/// Configuration of a webhook receiver function.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    /// [`WEBHOOK_SECRETS`].
+    pub secrets: Secrets,
+    /// [`SIGNATURE_TOLERANCE_SECS`], default 300.
+    pub tolerance_secs: i64,
+    /// [`MAX_BODY_BYTES`], default 256 KiB.
+    pub max_body_bytes: usize,
+    /// Table and retention.
+    pub store: StoreConfig,
+    /// [`FOLLOWUP_QUEUE_URL`].
+    pub queue_url: String,
+}
+
+impl ReceiverConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    /// Reads from any source.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let secrets = Secrets::parse_list(&required(src, WEBHOOK_SECRETS)?).ok_or(
+            ConfigError::Invalid {
+                var: WEBHOOK_SECRETS,
+                reason: "no non-empty secret in the comma-separated list".into(),
+            },
+        )?;
+        Ok(Self {
+            secrets,
+            tolerance_secs: number(src, SIGNATURE_TOLERANCE_SECS, DEFAULT_TOLERANCE_SECS, |t| {
+                *t > 0
+            })?,
+            max_body_bytes: number(src, MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, |b| *b > 0)?,
+            store: StoreConfig::from_source(src)?,
+            queue_url: required(src, FOLLOWUP_QUEUE_URL)?,
+        })
+    }
+}
+
+/// Configuration of the follow-up worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Table and retention.
+    pub store: StoreConfig,
+    /// Target URL per action kind (lower-case), from `ACTION_<KIND>_URL`.
+    pub action_urls: BTreeMap<String, url::Url>,
+    /// [`ACTION_TIMEOUT_MS`], default 5000.
+    pub action_timeout: Duration,
+}
+
+impl WorkerConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    /// Reads from any source. `ACTION_<KIND>_URL` set to an empty string means "skip this kind".
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let mut action_urls = BTreeMap::new();
+        for (name, value) in src.with_prefix(ACTION_URL_PREFIX) {
+            let Some(kind) = name
+                .strip_prefix(ACTION_URL_PREFIX)
+                .and_then(|k| k.strip_suffix("_URL"))
+            else {
+                continue;
+            };
+            if value.trim().is_empty() {
+                continue;
+            }
+            let url = url::Url::parse(value.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| ConfigError::Invalid {
+                    var: "ACTION_<KIND>_URL",
+                    reason: format!("{name} is not an http(s) URL"),
+                })?;
+            action_urls.insert(kind.to_ascii_lowercase(), url);
+        }
+        Ok(Self {
+            store: StoreConfig::from_source(src)?,
+            action_urls,
+            action_timeout: Duration::from_millis(number(src, ACTION_TIMEOUT_MS, 5000, |t| {
+                *t > 0
+            })?),
+        })
+    }
+}
+
+/// Configuration of the reconciler.
+#[derive(Debug, Clone)]
+pub struct ReconcilerConfig {
+    /// Table and retention.
+    pub store: StoreConfig,
+    /// [`FOLLOWUP_QUEUE_URL`].
+    pub queue_url: String,
+    /// [`RECONCILE_GRACE_SECS`], default 300.
+    pub grace_secs: i64,
+    /// [`RECONCILE_MAX_EVENTS`], default 100.
+    pub max_events: i32,
+}
+
+impl ReconcilerConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    /// Reads from any source.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: StoreConfig::from_source(src)?,
+            queue_url: required(src, FOLLOWUP_QUEUE_URL)?,
+            grace_secs: number(src, RECONCILE_GRACE_SECS, 300, |g| *g >= 0)?,
+            max_events: number(src, RECONCILE_MAX_EVENTS, 100, |m| *m > 0)?,
+        })
+    }
+}
+
+/// Builds the AWS SDK configuration once per cold start. `AWS_ENDPOINT_URL` (the local emulator)
+/// and `AWS_REGION` are honoured by the SDK itself.
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::load_from_env().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        (WEBHOOK_SECRETS, "whsec_a, whsec_b"),
+        (TABLE_NAME, "t"),
+        (FOLLOWUP_QUEUE_URL, "http://q"),
+    ];
+
+    #[test]
+    fn receiver_defaults_apply() {
+        let c = ReceiverConfig::from_source(&src(BASE)).expect("valid");
+        assert_eq!(c.secrets.iter().count(), 2);
+        assert_eq!(c.tolerance_secs, 300);
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.store.retention_days, 30);
+    }
+
+    #[test]
+    fn missing_and_invalid_variables_are_named() {
+        let err = ReceiverConfig::from_source(&src(&BASE[1..])).expect_err("no secrets");
+        assert_eq!(err, ConfigError::Missing(WEBHOOK_SECRETS));
+        let mut s = src(BASE);
+        s.insert(MAX_BODY_BYTES.into(), "lots".into());
+        let err = ReceiverConfig::from_source(&s).expect_err("bad number");
+        assert!(matches!(err, ConfigError::Invalid { var: MAX_BODY_BYTES, .. }));
+        s.insert(MAX_BODY_BYTES.into(), "0".into());
+        assert!(ReceiverConfig::from_source(&s).is_err());
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let err = ReceiverConfig::from_source(&src(&[(WEBHOOK_SECRETS, " , ")]))
+            .expect_err("empty list");
+        assert!(err.to_string().contains(WEBHOOK_SECRETS));
+    }
+
+    #[test]
+    fn worker_reads_action_urls_by_kind() {
+        let c = WorkerConfig::from_source(&src(&[
+            (TABLE_NAME, "t"),
+            ("ACTION_RECEIPT_URL", "http://127.0.0.1:9/receipt"),
+            ("ACTION_WELCOME_URL", ""),
+        ]))
+        .expect("valid");
+        assert_eq!(c.action_urls.len(), 1);
+        assert_eq!(c.action_urls["receipt"].path(), "/receipt");
+        let err = WorkerConfig::from_source(&src(&[
+            (TABLE_NAME, "t"),
+            ("ACTION_RECEIPT_URL", "ftp://x"),
+        ]))
+        .expect_err("not http");
+        assert!(err.to_string().contains("ACTION_RECEIPT_URL"));
+    }
+}

@@ -1,1 +1,165 @@
-//! (being written)
+//! The SQS follow-up queue: one message per (event, action).
+//!
+//! Sending happens after the event is durable; a failed send is not an error for the sender (the
+//! outbox stays PENDING and the reconciler re-enqueues it), so nothing accepted is lost even when
+//! SQS refuses. Delivery is at-least-once: the worker's conditional marks make it effectively once.
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+
+use crate::store::FollowUp;
+
+/// SQS accepts at most ten entries per `SendMessageBatch`.
+pub const BATCH_LIMIT: usize = 10;
+/// Receives before a message moves to the dead-letter queue (also in `template.yaml`).
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Visibility timeout of the follow-up queue, seconds: six times the worker's 30 s timeout.
+pub const VISIBILITY_TIMEOUT_SECS: u32 = 180;
+/// Dead-letter queue retention, seconds (14 days, the SQS maximum).
+pub const DLQ_RETENTION_SECS: u32 = 1_209_600;
+
+/// Queue failures.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// SQS refused or could not be reached.
+    #[error("sqs {op} failed: {message}")]
+    Sqs {
+        /// The operation attempted.
+        op: &'static str,
+        /// The SDK error with its cause chain.
+        message: String,
+    },
+    /// Some entries of a batch were refused.
+    #[error("sqs refused {failed} of {total} follow-up messages")]
+    Partial {
+        /// Refused entries.
+        failed: usize,
+        /// Entries sent.
+        total: usize,
+    },
+    /// A message body is not a follow-up.
+    #[error("message is not a follow-up: {0}")]
+    BadMessage(#[from] serde_json::Error),
+}
+
+fn sqs_err(op: &'static str, err: impl std::error::Error + Send + Sync + 'static) -> QueueError {
+    QueueError::Sqs {
+        op,
+        message: aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+    }
+}
+
+/// The message body for one follow-up.
+pub fn encode(f: &FollowUp) -> String {
+    serde_json::to_string(f).unwrap_or_default()
+}
+
+/// Parses a message body.
+pub fn decode(body: &str) -> Result<FollowUp, QueueError> {
+    Ok(serde_json::from_str(body)?)
+}
+
+/// The follow-up queue. Cheap to clone; built once per cold start.
+#[derive(Debug, Clone)]
+pub struct FollowupQueue {
+    client: Client,
+    url: String,
+}
+
+impl FollowupQueue {
+    /// The queue at `url`.
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+
+    /// The queue URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends every follow-up, ten per `SendMessageBatch`. Fails if any entry was refused.
+    pub async fn send(&self, followups: &[FollowUp]) -> Result<(), QueueError> {
+        let (mut failed, total) = (0, followups.len());
+        for chunk in followups.chunks(BATCH_LIMIT) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(encode(f))
+                        .build()
+                        .map_err(|e| sqs_err("SendMessageBatch", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| sqs_err("SendMessageBatch", e))?;
+            failed += out.failed().len();
+        }
+        if failed > 0 {
+            return Err(QueueError::Partial { failed, total });
+        }
+        Ok(())
+    }
+}
+
+/// Creates the follow-up queue and its dead-letter queue as `template.yaml` declares them.
+/// Returns (queue URL, dead-letter queue URL).
+pub async fn create_queues(client: &Client, name: &str) -> Result<(String, String), QueueError> {
+    let dlq = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .attributes(QueueAttributeName::MessageRetentionPeriod, DLQ_RETENTION_SECS.to_string())
+        .send()
+        .await
+        .map_err(|e| sqs_err("CreateQueue", e))?;
+    let dlq_url = dlq.queue_url().unwrap_or_default().to_owned();
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| sqs_err("GetQueueAttributes", e))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": MAX_RECEIVE_COUNT,
+    });
+    let queue = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, VISIBILITY_TIMEOUT_SECS.to_string())
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .map_err(|e| sqs_err("CreateQueue", e))?;
+    Ok((queue.queue_url().unwrap_or_default().to_owned(), dlq_url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let f = FollowUp {
+            source: "stripe".into(),
+            event_id: "evt_1".into(),
+            action: "receipt".into(),
+        };
+        assert_eq!(decode(&encode(&f)).expect("decodes"), f);
+        assert!(decode("{\"source\":1}").is_err());
+    }
+}

@@ -1,1 +1,173 @@
-//! (being written)
+//! The receiver pipeline shared by every webhook function: guards → verify → describe → one
+//! transaction → one batch send → JSON answer.
+//!
+//! Invariants kept here: a 2xx is answered only after [`EventStore::record`] returned (the event
+//! is durable, invariant 1); a request that fails verification touches neither DynamoDB nor SQS
+//! (invariant 4); a failed SQS send after the commit still answers 200, because the outbox stays
+//! PENDING and the reconciler re-enqueues it (invariant 3). Each function supplies only a
+//! [`ReceiverSpec`]: its scheme and its pure [`Describe`] mapping.
+
+use aws_config::SdkConfig;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::json;
+
+use crate::clock;
+use crate::config::ReceiverConfig;
+use crate::http::{ApiError, ContentKind, guard, json_response};
+use crate::queue::FollowupQueue;
+use crate::store::{Effects, EventStore, NewEvent, Outcome};
+use crate::verify::{Incoming, ParseError, Scheme, Verified, Verifier, VerifyError};
+
+/// What a function's handler learns from one verified delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Described {
+    /// The provider's stable event id (same on redelivery): the idempotency key.
+    pub event_id: String,
+    /// The provider's event type, e.g. `invoice.paid`.
+    pub event_type: String,
+    /// The provider's event time, milliseconds since the epoch.
+    pub provider_ts: i64,
+    /// The state change and follow-ups the event calls for.
+    pub effects: Effects,
+}
+
+/// A function's mapping from a verified delivery to what it means. Pure: no I/O.
+pub type Describe = fn(&Verified<'_>) -> Result<Described, ParseError>;
+
+/// Longest event id accepted (DynamoDB keys allow 2 KB; provider ids are far shorter).
+pub const MAX_EVENT_ID_LEN: usize = 256;
+
+/// What distinguishes one receiver function from another.
+#[derive(Debug, Clone)]
+pub struct ReceiverSpec {
+    /// Source name stored with each event, e.g. `stripe` (no `#`).
+    pub source: &'static str,
+    /// Function name, e.g. `payment-events`.
+    pub function: &'static str,
+    /// Signature scheme.
+    pub scheme: Scheme,
+    /// Accepted media type.
+    pub content: ContentKind,
+    /// Event → effects mapping.
+    pub describe: Describe,
+}
+
+/// A ready receiver: configuration, verifier and clients, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    spec: ReceiverSpec,
+    verifier: Verifier,
+    max_body_bytes: usize,
+    store: EventStore,
+    queue: FollowupQueue,
+}
+
+impl Receiver {
+    /// Builds the receiver from configuration and the AWS SDK configuration.
+    pub fn new(spec: ReceiverSpec, config: &ReceiverConfig, sdk: &SdkConfig) -> Result<Self, VerifyError> {
+        let clock = clock::system();
+        let verifier = Verifier::new(spec.scheme.clone(), config.secrets.clone(), config.tolerance_secs)?
+            .with_clock(clock.clone());
+        let store = EventStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &config.store.table_name,
+            config.store.retention_days,
+            clock,
+        );
+        let queue = FollowupQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
+        Ok(Self::from_parts(spec, verifier, config.max_body_bytes, store, queue))
+    }
+
+    /// Assembles a receiver from ready parts (tests inject clients and clocks here).
+    pub fn from_parts(
+        spec: ReceiverSpec,
+        verifier: Verifier,
+        max_body_bytes: usize,
+        store: EventStore,
+        queue: FollowupQueue,
+    ) -> Self {
+        Self {
+            spec,
+            verifier,
+            max_body_bytes,
+            store,
+            queue,
+        }
+    }
+
+    /// Handles one API Gateway request. Never fails: every error becomes its HTTP answer.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        match self.process(&req).await {
+            Ok(resp) => resp,
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn process(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let body: &[u8] = req.body().as_ref();
+        guard(req.method(), req.headers(), body.len(), self.max_body_bytes, self.spec.content)?;
+        let url = (self.spec.scheme == Scheme::Twilio).then(|| full_url(req));
+        let verified = self.verifier.verify(&Incoming {
+            headers: req.headers(),
+            body,
+            url: url.as_deref(),
+        })?;
+        let described = (self.spec.describe)(&verified)?;
+        let id = &described.event_id;
+        if id.is_empty() || id.len() > MAX_EVENT_ID_LEN || id.chars().any(char::is_control) {
+            return Err(ApiError::InvalidEvent(format!(
+                "event id must be 1 to {MAX_EVENT_ID_LEN} printable characters"
+            )));
+        }
+        let event = NewEvent {
+            source: self.spec.source,
+            function: self.spec.function,
+            event_id: id,
+            event_type: &described.event_type,
+            provider_ts: described.provider_ts,
+            body,
+        };
+        let outcome = self
+            .store
+            .record(&event, &described.effects)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        if let Outcome::Accepted(followups) = &outcome
+            && !followups.is_empty()
+            && let Err(err) = self.queue.send(followups).await
+        {
+            // The event is durable and its outbox PENDING: the reconciler will enqueue it.
+            tracing::warn!(
+                metric = "followup_enqueue_failed",
+                event_id = %id,
+                error = %err,
+                "follow-ups not enqueued; left pending for the reconciler"
+            );
+        }
+        tracing::info!(
+            function = self.spec.function,
+            event_id = %id,
+            event_type = %described.event_type,
+            outcome = outcome.status(),
+            "webhook received"
+        );
+        Ok(json_response(
+            http::StatusCode::OK,
+            &json!({"status": outcome.status(), "event_id": id}),
+        ))
+    }
+}
+
+/// The URL the sender posted to, as it saw it: `https://{host}{path}?{query}` (Twilio signs it).
+fn full_url(req: &Request) -> String {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let path = req.raw_http_path();
+    match req.uri().query() {
+        Some(q) => format!("https://{host}{path}?{q}"),
+        None => format!("https://{host}{path}"),
+    }
+}
