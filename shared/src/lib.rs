@@ -10,6 +10,7 @@ pub mod http;
 pub mod model;
 pub mod queue;
 pub mod receiver;
+pub mod reconcile;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

@@ -37,6 +37,15 @@ const KIND: &str = "_kind";
 const ID: &str = "_id";
 const UPDATED_AT: &str = "_updated_at";
 
+/// The DynamoDB writes that record one event, built but not yet sent.
+#[derive(Debug, Clone)]
+pub struct RecordPlan {
+    put: Put,
+    update: Option<Update>,
+    now: i64,
+    outcome: Outcome,
+}
+
 /// The event store on one DynamoDB table. Cheap to clone; built once per cold start.
 #[derive(Debug, Clone)]
 pub struct EventStore {
@@ -124,9 +133,17 @@ impl EventStore {
     /// One DynamoDB call for a new, duplicate or ignored event; a stale event costs a second call
     /// (the event is then recorded as `stale`, without state change or follow-ups).
     pub async fn record(&self, event: &NewEvent<'_>, effects: &Effects) -> Result<Outcome, StoreError> {
+        let plan = self.plan(event, effects)?;
+        self.commit(event, plan).await
+    }
+
+    /// Builds the DynamoDB request for `event` without sending it: the CPU part of
+    /// [`EventStore::record`], separate so it can be measured on its own.
+    pub fn plan(&self, event: &NewEvent<'_>, effects: &Effects) -> Result<RecordPlan, StoreError> {
         let now = self.clock.now_millis();
         if effects.ignored {
-            return self.put_alone(event, "ignored", now, Outcome::Ignored).await;
+            let put = self.event_put(event, "ignored", now, &Effects::default())?;
+            return Ok(RecordPlan { put, update: None, now, outcome: Outcome::Ignored });
         }
         let followups: Vec<FollowUp> = effects
             .actions
@@ -137,13 +154,22 @@ impl EventStore {
                 action: a.kind.clone(),
             })
             .collect();
-        let Some(change) = &effects.change else {
-            return self
-                .put_alone_with(event, "accepted", now, effects, Outcome::Accepted(followups))
-                .await;
-        };
         let put = self.event_put(event, "accepted", now, effects)?;
-        let update = self.change_update(change, event.event_id, now)?;
+        let update = effects
+            .change
+            .as_ref()
+            .map(|change| self.change_update(change, event.event_id, now))
+            .transpose()?;
+        Ok(RecordPlan { put, update, now, outcome: Outcome::Accepted(followups) })
+    }
+
+    /// Sends a [`RecordPlan`]: a conditional `PutItem` when there is no state change, else one
+    /// `TransactWriteItems`, told apart by its cancellation reasons.
+    pub async fn commit(&self, event: &NewEvent<'_>, plan: RecordPlan) -> Result<Outcome, StoreError> {
+        let RecordPlan { put, update, now, outcome } = plan;
+        let Some(update) = update else {
+            return self.put_once(put, outcome).await;
+        };
         let mut attempt = 0;
         loop {
             let res = self
@@ -154,14 +180,15 @@ impl EventStore {
                 .send()
                 .await;
             let err = match res {
-                Ok(_) => return Ok(Outcome::Accepted(followups)),
+                Ok(_) => return Ok(outcome),
                 Err(e) => e,
             };
             let codes = cancellation_codes(&err);
             match (codes.first().map(String::as_str), codes.get(1).map(String::as_str)) {
                 (Some("ConditionalCheckFailed"), _) => return Ok(Outcome::Duplicate),
                 (_, Some("ConditionalCheckFailed")) => {
-                    return self.put_alone(event, "stale", now, Outcome::Stale).await;
+                    let stale = self.event_put(event, "stale", now, &Effects::default())?;
+                    return self.put_once(stale, Outcome::Stale).await;
                 }
                 _ if codes.iter().any(|c| c == "TransactionConflict") && attempt < CONFLICT_RETRIES => {
                     attempt += 1;
@@ -172,19 +199,8 @@ impl EventStore {
         }
     }
 
-    async fn put_alone(&self, event: &NewEvent<'_>, status: &str, now: i64, outcome: Outcome) -> Result<Outcome, StoreError> {
-        self.put_alone_with(event, status, now, &Effects::default(), outcome).await
-    }
-
-    async fn put_alone_with(
-        &self,
-        event: &NewEvent<'_>,
-        status: &str,
-        now: i64,
-        effects: &Effects,
-        outcome: Outcome,
-    ) -> Result<Outcome, StoreError> {
-        let put = self.event_put(event, status, now, effects)?;
+    /// Puts an event record alone, if absent.
+    async fn put_once(&self, put: Put, outcome: Outcome) -> Result<Outcome, StoreError> {
         let res = self
             .client
             .put_item()

@@ -14,7 +14,7 @@
 mod dynamo;
 pub mod schema;
 
-pub use dynamo::EventStore;
+pub use dynamo::{EventStore, RecordPlan};
 
 use std::collections::BTreeMap;
 

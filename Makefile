@@ -1,0 +1,23 @@
+# The two commands: `make test` (everything CI runs) and `make dev` (the local stack).
+.PHONY: test dev down bootstrap lint bench sam-build fuzz
+
+test:            ## fmt, clippy, template lint, the whole suite against a fresh emulator
+	bash scripts/test.sh
+
+dev:             ## moto + tables/queues + sink + pump + cargo lambda watch on :9000
+	bash scripts/dev.sh
+
+down:            ## stop what `make dev` left running
+	bash scripts/dev.sh down
+
+bootstrap:       ## pinned tools into ./.venv
+	bash scripts/bootstrap.sh
+
+lint:            ## template lint only
+	bash scripts/lint-template.sh
+
+bench:           ## criterion benchmarks
+	cargo bench -p hookline
+
+sam-build:       ## release arm64 build of every function, as `sam deploy` ships them
+	bash scripts/bootstrap.sh && PATH="$(CURDIR)/.venv/bin:$$PATH" sam build

@@ -1,0 +1,355 @@
+//! The receiver flow against the emulator with the real SDK clients: invariants 1, 2, 4, 5, 6
+//! and the AWS call budget of DESIGN.md. Each test has its own table and queues.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use hookline::clock::{FixedClock, SharedClock};
+use hookline::queue::FollowupQueue;
+use hookline::receiver::{Receiver, ReceiverSpec};
+use hookline::secret::{Secret, Secrets};
+use hookline::store::ActionStatus;
+use hookline::verify::{SignInput, Verifier};
+use hookline_tests::{Stack, init_test_log};
+use lambda_http::{Body, Request};
+use serde_json::Value;
+
+const SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
+const NOW: i64 = 1_750_000_000;
+
+fn receiver(stack: &Stack, spec: ReceiverSpec, clock: &SharedClock, queue_url: &str) -> Receiver {
+    let verifier = Verifier::new(spec.scheme.clone(), Secrets::parse_list(SECRET).unwrap(), 300)
+        .unwrap()
+        .with_clock(clock.clone());
+    Receiver::from_parts(
+        spec,
+        verifier,
+        256 * 1024,
+        stack.store(clock.clone()),
+        FollowupQueue::new(stack.sqs.clone(), queue_url),
+    )
+}
+
+fn sample(function: &str, name: &str) -> Value {
+    let path = format!("{}/../events/{function}/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// A Stripe event from a sample file, with its id and creation time replaced.
+fn stripe_event(name: &str, id: &str, created: i64) -> Vec<u8> {
+    let mut v = sample("payment-events", name);
+    v["id"] = id.into();
+    v["created"] = created.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn signed(spec: &ReceiverSpec, body: &[u8], secret: &str, delivery_id: &str) -> Request {
+    let headers = hookline::verify::sign(
+        &spec.scheme,
+        &Secret::new(secret),
+        &SignInput {
+            body,
+            timestamp: NOW,
+            id: delivery_id,
+            url: None,
+        },
+    )
+    .unwrap();
+    let mut b = http::Request::builder()
+        .method("POST")
+        .uri("https://hooks.test/webhooks")
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    b.body(Body::Binary(body.to_vec())).unwrap()
+}
+
+fn answer(resp: &lambda_http::Response<Body>) -> Value {
+    match resp.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        Body::Binary(b) => serde_json::from_slice(b).unwrap(),
+        Body::Empty => Value::Null,
+        _ => Value::Null,
+    }
+}
+
+fn clock() -> SharedClock {
+    FixedClock::at_secs(NOW)
+}
+
+#[tokio::test]
+async fn accepted_event_is_recorded_with_state_outbox_and_one_message_per_followup() {
+    init_test_log();
+    let stack = Stack::new().await.unwrap();
+    let clock = clock();
+    let spec = payment_events::spec();
+    let rx = receiver(&stack, spec.clone(), &clock, &stack.queue_url);
+    let body = stripe_event("invoice.paid", "evt_accept_1", NOW - 5);
+
+    let resp = rx.handle(signed(&spec, &body, SECRET, "d1")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(answer(&resp), serde_json::json!({"status": "accepted", "event_id": "evt_accept_1"}));
+    assert_eq!(stack.calls.calls(), ["TransactWriteItems", "SendMessageBatch"], "two AWS round trips");
+
+    let store = stack.store(clock.clone());
+    let event = store.get_event("stripe", "evt_accept_1").await.unwrap().expect("recorded");
+    assert_eq!(event.status, "accepted");
+    assert_eq!(event.event_type, "invoice.paid");
+    assert_eq!(event.body.as_deref(), Some(body.as_slice()), "raw body kept for replay");
+    assert!(!event.outbox.is_empty());
+    assert!(event.outbox.iter().all(|o| o.status == ActionStatus::Pending));
+    assert_eq!(event.expires_at, NOW + 30 * 86_400);
+
+    let customer = sample("payment-events", "invoice.paid")["data"]["object"]["customer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let state = store.get_entity("customer_payment", &customer).await.unwrap().expect("state");
+    assert_eq!(state.last_event_id, "evt_accept_1");
+    assert_eq!(state.version, (NOW - 5) * 1000);
+
+    let msgs = stack.drain(&stack.queue_url).await.unwrap();
+    let mut kinds: Vec<String> = msgs
+        .iter()
+        .map(|m| hookline::queue::decode(m.body().unwrap()).unwrap().action)
+        .collect();
+    kinds.sort();
+    let mut expected: Vec<String> = event.outbox.iter().map(|o| o.kind.clone()).collect();
+    expected.sort();
+    assert_eq!(kinds, expected);
+
+    let pending = store.pending_before(i64::MAX, 10).await.unwrap();
+    assert_eq!(pending, [("stripe".to_owned(), "evt_accept_1".to_owned())]);
+}
+
+#[tokio::test]
+async fn duplicate_writes_nothing_and_sends_nothing() {
+    let stack = Stack::new().await.unwrap();
+    let clock = clock();
+    let spec = payment_events::spec();
+    let rx = receiver(&stack, spec.clone(), &clock, &stack.queue_url);
+    let body = stripe_event("invoice.paid", "evt_dup_1", NOW);
+    assert_eq!(answer(&rx.handle(signed(&spec, &body, SECRET, "d")).await)["status"], "accepted");
+    let first = stack.drain(&stack.queue_url).await.unwrap().len();
+    stack.calls.reset();
+
+    let resp = rx.handle(signed(&spec, &body, SECRET, "d")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(answer(&resp)["status"], "duplicate");
+    assert_eq!(stack.calls.calls(), ["TransactWriteItems"], "a duplicate costs one round trip");
+    assert!(first > 0);
+    assert!(stack.drain(&stack.queue_url).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn older_event_after_newer_is_stale_and_leaves_state_unchanged() {
+    let stack = Stack::new().await.unwrap();
+    let clock = clock();
+    let spec = payment_events::spec();
+    let rx = receiver(&stack, spec.clone(), &clock, &stack.queue_url);
+    let newer = stripe_event("customer.subscription.updated", "evt_new", NOW - 10);
+    let older = stripe_event("customer.subscription.updated", "evt_old", NOW - 100);
+
+    assert_eq!(answer(&rx.handle(signed(&spec, &newer, SECRET, "a")).await)["status"], "accepted");
+    stack.drain(&stack.queue_url).await.unwrap();
+    let resp = rx.handle(signed(&spec, &older, SECRET, "b")).await;
+    assert_eq!(answer(&resp)["status"], "stale");
+
+    let sub = sample("payment-events", "customer.subscription.updated")["data"]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let store = stack.store(clock);
+    let state = store.get_entity("subscription", &sub).await.unwrap().unwrap();
+    assert_eq!(state.last_event_id, "evt_new");
+    let stale = store.get_event("stripe", "evt_old").await.unwrap().unwrap();
+    assert_eq!(stale.status, "stale");
+    assert!(stale.outbox.is_empty(), "a stale event runs no follow-ups");
+    assert!(stack.drain(&stack.queue_url).await.unwrap().is_empty());
+    // Redelivery of the stale event is a duplicate.
+    assert_eq!(answer(&rx.handle(signed(&spec, &older, SECRET, "b")).await)["status"], "duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_deliveries_apply_once() {
+    let stack = Stack::new().await.unwrap();
+    let clock = clock();
+    let spec = payment_events::spec();
+    let rx = Arc::new(receiver(&stack, spec.clone(), &clock, &stack.queue_url));
+    let body = stripe_event("invoice.paid", "evt_race_1", NOW);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (rx, req) = (rx.clone(), signed(&spec, &body, SECRET, "race"));
+            tokio::spawn(async move { answer(&rx.handle(req).await)["status"].clone() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let accepted = statuses.iter().filter(|s| *s == "accepted").count();
+    let duplicate = statuses.iter().filter(|s| *s == "duplicate").count();
+    assert_eq!((accepted, duplicate), (1, 49), "{statuses:?}");
+    let event = stack.store(clock).get_event("stripe", "evt_race_1").await.unwrap().unwrap();
+    let msgs = stack.drain(&stack.queue_url).await.unwrap();
+    assert_eq!(msgs.len(), event.outbox.len(), "one set of messages");
+}
+
+#[tokio::test]
+async fn forged_and_malformed_requests_write_nothing() {
+    let stack = Stack::new().await.unwrap();
+    let clock = clock();
+    let spec = payment_events::spec();
+    let rx = receiver(&stack, spec.clone(), &clock, &stack.queue_url);
+    let body = stripe_event("invoice.paid", "evt_forged", NOW);
+
+    let resp = rx.handle(signed(&spec, &body, "whsec_not_the_secret", "f")).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(answer(&resp)["error"], "unauthorized");
+    assert!(stack.calls.calls().is_empty(), "a forged request makes no AWS call");
+
+    let mut unsigned = signed(&spec, &body, SECRET, "f");
+    unsigned.headers_mut().remove("stripe-signature");
+    assert_eq!(rx.handle(unsigned).await.status(), 401);
+
+    let garbage = b"{\"id\": \"evt_bad\", \"type\": 42}".to_vec();
+    let resp = rx.handle(signed(&spec, &garbage, SECRET, "g")).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(answer(&resp)["error"], "invalid_payload");
+
+    let not_json = b"\xff\xfe not json".to_vec();
+    assert_eq!(rx.handle(signed(&spec, &not_json, SECRET, "h")).await.status(), 400);
+
+    let mut wrong_type = signed(&spec, &body, SECRET, "f");
+    wrong_type.headers_mut().insert("content-type", "text/plain".parse().unwrap());
+    assert_eq!(rx.handle(wrong_type).await.status(), 415);
+
+    let mut get = signed(&spec, &body, SECRET, "f");
+    *get.method_mut() = http::Method::GET;
+    assert_eq!(rx.handle(get).await.status(), 405);
+
+    let big = vec![b' '; 256 * 1024 + 1];
+    assert_eq!(rx.handle(signed(&spec, &big, SECRET, "i")).await.status(), 413);
+
+    assert!(stack.calls.calls().is_empty(), "no bad request reached AWS");
+    assert!(stack.store(clock).get_event("stripe", "evt_forged").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn unknown_type_is_ignored_but_recorded() {
+    let stack = Stack::new().await.unwrap();
+    let clock = clock();
+    let spec = payment_events::spec();
+    let rx = receiver(&stack, spec.clone(), &clock, &stack.queue_url);
+    let mut v = sample("payment-events", "invoice.paid");
+    v["id"] = "evt_unknown_1".into();
+    v["type"] = "radar.early_fraud_warning.created".into();
+    let body = serde_json::to_vec(&v).unwrap();
+    let resp = rx.handle(signed(&spec, &body, SECRET, "u")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(answer(&resp)["status"], "ignored");
+    assert_eq!(stack.calls.calls(), ["PutItem"]);
+    let ev = stack.store(clock).get_event("stripe", "evt_unknown_1").await.unwrap().unwrap();
+    assert_eq!(ev.status, "ignored");
+    assert!(stack.drain(&stack.queue_url).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn dynamodb_outage_answers_503_so_the_sender_retries() {
+    let stack = Stack::new().await.unwrap();
+    let clock = clock();
+    let spec = payment_events::spec();
+    let verifier = Verifier::new(spec.scheme.clone(), Secrets::parse_list(SECRET).unwrap(), 300)
+        .unwrap()
+        .with_clock(clock.clone());
+    // A table that does not exist stands in for DynamoDB refusing service.
+    let store = hookline::store::EventStore::new(stack.dynamo.clone(), "no-such-table", 30, clock.clone());
+    let rx = Receiver::from_parts(spec.clone(), verifier, 1 << 18, store, stack.queue());
+    let body = stripe_event("invoice.paid", "evt_outage", NOW);
+    let resp = rx.handle(signed(&spec, &body, SECRET, "o")).await;
+    assert_eq!(resp.status(), 503);
+    let a = answer(&resp);
+    assert_eq!(a["error"], "unavailable");
+    assert!(!a.to_string().contains("no-such-table"), "internal detail is not returned");
+    assert!(stack.drain(&stack.queue_url).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn user_lifecycle_orders_by_updated_at_and_tombstones_are_final() {
+    let stack = Stack::new().await.unwrap();
+    let clock = clock();
+    let spec = user_events::spec();
+    let rx = receiver(&stack, spec.clone(), &clock, &stack.queue_url);
+    let created = serde_json::to_vec(&sample("user-events", "user.created")).unwrap();
+    let updated = serde_json::to_vec(&sample("user-events", "user.updated")).unwrap();
+    let deleted = serde_json::to_vec(&sample("user-events", "user.deleted")).unwrap();
+    let user_id = sample("user-events", "user.created")["data"]["id"].as_str().unwrap().to_owned();
+
+    // Out of order: the update arrives before the creation.
+    assert_eq!(answer(&rx.handle(signed(&spec, &updated, SECRET, "msg_u")).await)["status"], "accepted");
+    assert_eq!(answer(&rx.handle(signed(&spec, &created, SECRET, "msg_c")).await)["status"], "stale");
+    assert_eq!(answer(&rx.handle(signed(&spec, &deleted, SECRET, "msg_d")).await)["status"], "accepted");
+    // A late update (same payload, new delivery id) cannot resurrect the user.
+    assert_eq!(answer(&rx.handle(signed(&spec, &updated, SECRET, "msg_u2")).await)["status"], "stale");
+    let state = stack.store(clock).get_entity("user", &user_id).await.unwrap().unwrap();
+    assert!(state.deleted);
+    assert_eq!(state.last_event_id, "msg_d");
+}
+
+/// A `MakeWriter` that captures every log line in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_signature_or_body_reaches_a_log_line() {
+    let stack = Stack::new().await.unwrap();
+    let clock = clock();
+    let spec = payment_events::spec();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let rx = receiver(&stack, spec.clone(), &clock, &stack.queue_url);
+    let body = stripe_event("invoice.paid", "evt_logs_1", NOW);
+    let good = signed(&spec, &body, SECRET, "l");
+    let signature = good.headers()["stripe-signature"].to_str().unwrap().to_owned();
+    assert_eq!(rx.handle(good).await.status(), 200);
+    let forged = signed(&spec, &body, "whsec_forger", "l");
+    let forged_sig = forged.headers()["stripe-signature"].to_str().unwrap().to_owned();
+    assert_eq!(rx.handle(forged).await.status(), 401);
+    let bad = b"{\"id\":\"evt_x\",\"type\":17,\"secret_marker\":\"BODY-MARKER\"}".to_vec();
+    assert_eq!(rx.handle(signed(&spec, &bad, SECRET, "l")).await.status(), 400);
+    // SQS refusing: the failure path logs too.
+    let rx_noq = receiver(&stack, spec.clone(), &clock, "http://127.0.0.1:1/000000000000/none");
+    let body2 = stripe_event("invoice.paid", "evt_logs_2", NOW);
+    assert_eq!(rx_noq.handle(signed(&spec, &body2, SECRET, "l")).await.status(), 200);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("evt_logs_1"), "the logs do say what happened: {logs}");
+    assert!(logs.contains("followup_enqueue_failed"));
+    for needle in [SECRET, "aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ", "whsec_forger", &signature, &forged_sig, "BODY-MARKER"] {
+        assert!(!logs.contains(needle), "log leaked {needle:?}");
+    }
+    let sig_hex = signature.split("v1=").nth(1).unwrap();
+    assert!(!logs.contains(sig_hex));
+    let body_text = String::from_utf8(body.clone()).unwrap();
+    assert!(!logs.contains(&body_text[..40]));
+}
