@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::config::Intercept;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -37,15 +37,21 @@ impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
         "CallCounter"
     }
-    fn read_before_execution(
+    /// Counts each transmission (retries included): `X-Amz-Target` names the operation in both
+    /// the DynamoDB and the SQS JSON protocols, e.g. `DynamoDB_20120810.PutItem`.
+    fn read_before_transmit(
         &self,
-        _ctx: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let name = cfg
-            .load::<Metadata>()
-            .map_or_else(|| "unknown".to_owned(), |m| m.name().to_owned());
-        self.0.lock().unwrap().push(name);
+        let target = ctx
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("unknown");
+        let op = target.rsplit('.').next().unwrap_or(target).to_owned();
+        self.0.lock().unwrap().push(op);
         Ok(())
     }
 }
@@ -199,7 +205,9 @@ impl Target {
             while let Ok((mut sock, _)) = listener.accept().await {
                 let (rec, h, script) = (rec.clone(), h.clone(), script.clone());
                 tokio::spawn(async move {
-                    let Ok(req) = read_request(&mut sock).await else { return };
+                    let Ok(req) = read_request(&mut sock).await else {
+                        return;
+                    };
                     h.fetch_add(1, Ordering::SeqCst);
                     rec.lock().unwrap().push(req);
                     let status = script.lock().unwrap().pop_front().unwrap_or(200);
@@ -256,10 +264,14 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> anyhow::Result<Receiv
     let header = |name: &str| {
         head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     };
-    let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     while buf.len() < head_end + len {
         let n = sock.read(&mut chunk).await?;
         if n == 0 {

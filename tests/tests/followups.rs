@@ -20,7 +20,10 @@ const NOW: i64 = 1_750_000_000;
 async fn record(stack: &Stack, clock: &SharedClock, id: &str, kinds: &[&str]) -> Vec<FollowUp> {
     let effects = Effects {
         change: None,
-        actions: kinds.iter().map(|k| Action::new(k, json!({"event": id, "kind": k}))).collect(),
+        actions: kinds
+            .iter()
+            .map(|k| Action::new(k, json!({"event": id, "kind": k})))
+            .collect(),
         ignored: false,
     };
     let event = NewEvent {
@@ -31,15 +34,22 @@ async fn record(stack: &Stack, clock: &SharedClock, id: &str, kinds: &[&str]) ->
         provider_ts: NOW * 1000,
         body: b"{}",
     };
-    match stack.store(clock.clone()).record(&event, &effects).await.unwrap() {
+    match stack
+        .store(clock.clone())
+        .record(&event, &effects)
+        .await
+        .unwrap()
+    {
         Outcome::Accepted(f) => f,
         other => panic!("expected accepted, got {other:?}"),
     }
 }
 
 fn worker(stack: &Stack, clock: &SharedClock, target: &Target, kinds: &[&str]) -> Worker {
-    let targets: BTreeMap<String, url::Url> =
-        kinds.iter().map(|k| ((*k).to_owned(), target.url(k))).collect();
+    let targets: BTreeMap<String, url::Url> = kinds
+        .iter()
+        .map(|k| ((*k).to_owned(), target.url(k)))
+        .collect();
     Worker::from_parts(stack.store(clock.clone()), targets, Duration::from_secs(2)).unwrap()
 }
 
@@ -48,7 +58,12 @@ fn body(f: &FollowUp) -> String {
 }
 
 async fn status(stack: &Stack, clock: &SharedClock, id: &str, kind: &str) -> ActionStatus {
-    let ev = stack.store(clock.clone()).get_event("stripe", id).await.unwrap().unwrap();
+    let ev = stack
+        .store(clock.clone())
+        .get_event("stripe", id)
+        .await
+        .unwrap()
+        .unwrap();
     ev.outbox.iter().find(|o| o.kind == kind).unwrap().status
 }
 
@@ -61,15 +76,34 @@ async fn a_2xx_marks_done_with_an_idempotency_key_and_redelivery_does_not_rerun(
     let w = worker(&stack, &clock, &target, &["receipt"]);
 
     assert_eq!(w.handle_message(&body(&f[0])).await, Ok(Handled::Done));
-    assert_eq!(w.handle_message(&body(&f[0])).await, Ok(Handled::AlreadyFinished));
+    assert_eq!(
+        w.handle_message(&body(&f[0])).await,
+        Ok(Handled::AlreadyFinished)
+    );
     assert_eq!(target.hits(), 1, "run once");
     let got = &target.received()[0];
     assert_eq!(got.path, "/receipt");
-    assert_eq!(got.idempotency_key.as_deref(), Some("stripe:evt_w1:receipt"));
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&got.body).unwrap(), json!({"event": "evt_w1", "kind": "receipt"}));
-    assert_eq!(status(&stack, &clock, "evt_w1", "receipt").await, ActionStatus::Done);
-    let pending = stack.store(clock.clone()).pending_before(i64::MAX, 10).await.unwrap();
-    assert!(pending.is_empty(), "a finished outbox leaves the pending index");
+    assert_eq!(
+        got.idempotency_key.as_deref(),
+        Some("stripe:evt_w1:receipt")
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&got.body).unwrap(),
+        json!({"event": "evt_w1", "kind": "receipt"})
+    );
+    assert_eq!(
+        status(&stack, &clock, "evt_w1", "receipt").await,
+        ActionStatus::Done
+    );
+    let pending = stack
+        .store(clock.clone())
+        .pending_before(i64::MAX, 10)
+        .await
+        .unwrap();
+    assert!(
+        pending.is_empty(),
+        "a finished outbox leaves the pending index"
+    );
 }
 
 #[tokio::test]
@@ -79,11 +113,23 @@ async fn a_5xx_is_retried_and_then_runs_once() {
     let target = Target::start(vec![503, 429]).await.unwrap();
     let f = record(&stack, &clock, "evt_w2", &["receipt"]).await;
     let w = worker(&stack, &clock, &target, &["receipt"]);
-    assert!(matches!(w.handle_message(&body(&f[0])).await, Err(Retry::Transient(_))));
-    assert!(matches!(w.handle_message(&body(&f[0])).await, Err(Retry::Transient(_))));
-    assert_eq!(status(&stack, &clock, "evt_w2", "receipt").await, ActionStatus::Pending);
+    assert!(matches!(
+        w.handle_message(&body(&f[0])).await,
+        Err(Retry::Transient(_))
+    ));
+    assert!(matches!(
+        w.handle_message(&body(&f[0])).await,
+        Err(Retry::Transient(_))
+    ));
+    assert_eq!(
+        status(&stack, &clock, "evt_w2", "receipt").await,
+        ActionStatus::Pending
+    );
     assert_eq!(w.handle_message(&body(&f[0])).await, Ok(Handled::Done));
-    assert_eq!(w.handle_message(&body(&f[0])).await, Ok(Handled::AlreadyFinished));
+    assert_eq!(
+        w.handle_message(&body(&f[0])).await,
+        Ok(Handled::AlreadyFinished)
+    );
     assert_eq!(target.hits(), 3);
 }
 
@@ -94,10 +140,19 @@ async fn a_4xx_is_recorded_failed_and_left_for_the_dead_letter_queue() {
     let target = Target::start(vec![422]).await.unwrap();
     let f = record(&stack, &clock, "evt_w3", &["receipt"]).await;
     let w = worker(&stack, &clock, &target, &["receipt"]);
-    assert!(matches!(w.handle_message(&body(&f[0])).await, Err(Retry::Permanent(_))));
-    assert_eq!(status(&stack, &clock, "evt_w3", "receipt").await, ActionStatus::Failed);
+    assert!(matches!(
+        w.handle_message(&body(&f[0])).await,
+        Err(Retry::Permanent(_))
+    ));
+    assert_eq!(
+        status(&stack, &clock, "evt_w3", "receipt").await,
+        ActionStatus::Failed
+    );
     // Redelivered until the queue moves it to the DLQ, never run again.
-    assert!(matches!(w.handle_message(&body(&f[0])).await, Err(Retry::Permanent(_))));
+    assert!(matches!(
+        w.handle_message(&body(&f[0])).await,
+        Err(Retry::Permanent(_))
+    ));
     assert_eq!(target.hits(), 1);
 }
 
@@ -107,14 +162,31 @@ async fn unconfigured_kinds_are_skipped_and_unreachable_targets_retried() {
     let clock: SharedClock = FixedClock::at_secs(NOW);
     let f = record(&stack, &clock, "evt_w4", &["welcome", "analytics"]).await;
     let mut targets = BTreeMap::new();
-    targets.insert("analytics".to_owned(), url::Url::parse("http://127.0.0.1:1/analytics").unwrap());
-    let w = Worker::from_parts(stack.store(clock.clone()), targets, Duration::from_millis(500)).unwrap();
+    targets.insert(
+        "analytics".to_owned(),
+        url::Url::parse("http://127.0.0.1:1/analytics").unwrap(),
+    );
+    let w = Worker::from_parts(
+        stack.store(clock.clone()),
+        targets,
+        Duration::from_millis(500),
+    )
+    .unwrap();
     let welcome = f.iter().find(|x| x.action == "welcome").unwrap();
     let analytics = f.iter().find(|x| x.action == "analytics").unwrap();
     assert_eq!(w.handle_message(&body(welcome)).await, Ok(Handled::Skipped));
-    assert_eq!(status(&stack, &clock, "evt_w4", "welcome").await, ActionStatus::Skipped);
-    assert!(matches!(w.handle_message(&body(analytics)).await, Err(Retry::Transient(_))));
-    assert!(matches!(w.handle_message("not json").await, Err(Retry::Malformed(_))));
+    assert_eq!(
+        status(&stack, &clock, "evt_w4", "welcome").await,
+        ActionStatus::Skipped
+    );
+    assert!(matches!(
+        w.handle_message(&body(analytics)).await,
+        Err(Retry::Transient(_))
+    ));
+    assert!(matches!(
+        w.handle_message("not json").await,
+        Err(Retry::Malformed(_))
+    ));
 }
 
 #[tokio::test]
@@ -132,7 +204,11 @@ async fn a_batch_reports_only_its_failed_messages() {
         event.records.push(m);
     }
     let resp = w.handle(event).await;
-    let failed: Vec<&str> = resp.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, ["m-bad"]);
 }
 
@@ -152,35 +228,74 @@ async fn sqs_refusing_sends_loses_nothing_the_reconciler_enqueues_and_each_actio
     .with_clock(shared.clone());
     // SQS refuses: the queue does not exist.
     let missing = FollowupQueue::new(stack.sqs.clone(), format!("{}-missing", stack.queue_url));
-    let rx = hookline::receiver::Receiver::from_parts(spec.clone(), verifier, 1 << 18, stack.store(shared.clone()), missing);
-    let mut v: serde_json::Value = serde_json::from_str(include_str!("../../events/payment-events/invoice.paid.json")).unwrap();
+    let rx = hookline::receiver::Receiver::from_parts(
+        spec.clone(),
+        verifier,
+        1 << 18,
+        stack.store(shared.clone()),
+        missing,
+    );
+    let mut v: serde_json::Value = serde_json::from_str(include_str!(
+        "../../events/payment-events/invoice.paid.json"
+    ))
+    .unwrap();
     v["id"] = "evt_lost_1".into();
     let body_bytes = serde_json::to_vec(&v).unwrap();
     let headers = hookline::verify::sign(
         &spec.scheme,
         &hookline::secret::Secret::new(secret),
-        &hookline::verify::SignInput { body: &body_bytes, timestamp: NOW, id: "x", url: None },
+        &hookline::verify::SignInput {
+            body: &body_bytes,
+            timestamp: NOW,
+            id: "x",
+            url: None,
+        },
     )
     .unwrap();
-    let mut req = http::Request::builder().method("POST").uri("https://h/w").header("content-type", "application/json");
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri("https://h/w")
+        .header("content-type", "application/json");
     for (k, val) in headers {
         req = req.header(k, val);
     }
-    let resp = rx.handle(req.body(lambda_http::Body::Binary(body_bytes)).unwrap()).await;
-    assert_eq!(resp.status(), 200, "the event is durable: the sender must not retry");
+    let resp = rx
+        .handle(req.body(lambda_http::Body::Binary(body_bytes)).unwrap())
+        .await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "the event is durable: the sender must not retry"
+    );
 
     let store = stack.store(shared.clone());
     let queue = stack.queue();
     // Within the grace period the reconciler leaves it alone.
-    let r = reconcile::run(&store, &queue, &shared, 300, 10).await.unwrap();
-    assert_eq!(r, reconcile::Report { events: 0, enqueued: 0 });
+    let r = reconcile::run(&store, &queue, &shared, 300, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        reconcile::Report {
+            events: 0,
+            enqueued: 0
+        }
+    );
     clock.advance_secs(301);
-    let r = reconcile::run(&store, &queue, &shared, 300, 10).await.unwrap();
-    let event = store.get_event("stripe", "evt_lost_1").await.unwrap().unwrap();
+    let r = reconcile::run(&store, &queue, &shared, 300, 10)
+        .await
+        .unwrap();
+    let event = store
+        .get_event("stripe", "evt_lost_1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.events, 1);
     assert_eq!(r.enqueued, event.outbox.len());
     // Re-enqueued events wait a full grace period before the next try.
-    let again = reconcile::run(&store, &queue, &shared, 300, 10).await.unwrap();
+    let again = reconcile::run(&store, &queue, &shared, 300, 10)
+        .await
+        .unwrap();
     assert_eq!(again.enqueued, 0);
 
     let target = Target::start(vec![]).await.unwrap();
@@ -194,6 +309,8 @@ async fn sqs_refusing_sends_loses_nothing_the_reconciler_enqueues_and_each_actio
     }
     assert_eq!(target.hits(), event.outbox.len());
     clock.advance_secs(301);
-    let done = reconcile::run(&store, &queue, &shared, 300, 10).await.unwrap();
+    let done = reconcile::run(&store, &queue, &shared, 300, 10)
+        .await
+        .unwrap();
     assert_eq!(done.events, 0, "nothing pending any more");
 }

@@ -20,9 +20,13 @@ const SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
 const NOW: i64 = 1_750_000_000;
 
 fn receiver(stack: &Stack, spec: ReceiverSpec, clock: &SharedClock, queue_url: &str) -> Receiver {
-    let verifier = Verifier::new(spec.scheme.clone(), Secrets::parse_list(SECRET).unwrap(), 300)
-        .unwrap()
-        .with_clock(clock.clone());
+    let verifier = Verifier::new(
+        spec.scheme.clone(),
+        Secrets::parse_list(SECRET).unwrap(),
+        300,
+    )
+    .unwrap()
+    .with_clock(clock.clone());
     Receiver::from_parts(
         spec,
         verifier,
@@ -33,7 +37,10 @@ fn receiver(stack: &Stack, spec: ReceiverSpec, clock: &SharedClock, queue_url: &
 }
 
 fn sample(function: &str, name: &str) -> Value {
-    let path = format!("{}/../events/{function}/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../events/{function}/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -91,23 +98,47 @@ async fn accepted_event_is_recorded_with_state_outbox_and_one_message_per_follow
 
     let resp = rx.handle(signed(&spec, &body, SECRET, "d1")).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(answer(&resp), serde_json::json!({"status": "accepted", "event_id": "evt_accept_1"}));
-    assert_eq!(stack.calls.calls(), ["TransactWriteItems", "SendMessageBatch"], "two AWS round trips");
+    assert_eq!(
+        answer(&resp),
+        serde_json::json!({"status": "accepted", "event_id": "evt_accept_1"})
+    );
+    assert_eq!(
+        stack.calls.calls(),
+        ["TransactWriteItems", "SendMessageBatch"],
+        "two AWS round trips"
+    );
 
     let store = stack.store(clock.clone());
-    let event = store.get_event("stripe", "evt_accept_1").await.unwrap().expect("recorded");
+    let event = store
+        .get_event("stripe", "evt_accept_1")
+        .await
+        .unwrap()
+        .expect("recorded");
     assert_eq!(event.status, "accepted");
     assert_eq!(event.event_type, "invoice.paid");
-    assert_eq!(event.body.as_deref(), Some(body.as_slice()), "raw body kept for replay");
+    assert_eq!(
+        event.body.as_deref(),
+        Some(body.as_slice()),
+        "raw body kept for replay"
+    );
     assert!(!event.outbox.is_empty());
-    assert!(event.outbox.iter().all(|o| o.status == ActionStatus::Pending));
+    assert!(
+        event
+            .outbox
+            .iter()
+            .all(|o| o.status == ActionStatus::Pending)
+    );
     assert_eq!(event.expires_at, NOW + 30 * 86_400);
 
-    let customer = sample("payment-events", "invoice.paid")["data"]["object"]["customer"]
+    let invoice = sample("payment-events", "invoice.paid")["data"]["object"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let state = store.get_entity("customer_payment", &customer).await.unwrap().expect("state");
+    let state = store
+        .get_entity("invoice", &invoice)
+        .await
+        .unwrap()
+        .expect("state");
     assert_eq!(state.last_event_id, "evt_accept_1");
     assert_eq!(state.version, (NOW - 5) * 1000);
 
@@ -132,14 +163,21 @@ async fn duplicate_writes_nothing_and_sends_nothing() {
     let spec = payment_events::spec();
     let rx = receiver(&stack, spec.clone(), &clock, &stack.queue_url);
     let body = stripe_event("invoice.paid", "evt_dup_1", NOW);
-    assert_eq!(answer(&rx.handle(signed(&spec, &body, SECRET, "d")).await)["status"], "accepted");
+    assert_eq!(
+        answer(&rx.handle(signed(&spec, &body, SECRET, "d")).await)["status"],
+        "accepted"
+    );
     let first = stack.drain(&stack.queue_url).await.unwrap().len();
     stack.calls.reset();
 
     let resp = rx.handle(signed(&spec, &body, SECRET, "d")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(answer(&resp)["status"], "duplicate");
-    assert_eq!(stack.calls.calls(), ["TransactWriteItems"], "a duplicate costs one round trip");
+    assert_eq!(
+        stack.calls.calls(),
+        ["TransactWriteItems"],
+        "a duplicate costs one round trip"
+    );
     assert!(first > 0);
     assert!(stack.drain(&stack.queue_url).await.unwrap().is_empty());
 }
@@ -153,7 +191,10 @@ async fn older_event_after_newer_is_stale_and_leaves_state_unchanged() {
     let newer = stripe_event("customer.subscription.updated", "evt_new", NOW - 10);
     let older = stripe_event("customer.subscription.updated", "evt_old", NOW - 100);
 
-    assert_eq!(answer(&rx.handle(signed(&spec, &newer, SECRET, "a")).await)["status"], "accepted");
+    assert_eq!(
+        answer(&rx.handle(signed(&spec, &newer, SECRET, "a")).await)["status"],
+        "accepted"
+    );
     stack.drain(&stack.queue_url).await.unwrap();
     let resp = rx.handle(signed(&spec, &older, SECRET, "b")).await;
     assert_eq!(answer(&resp)["status"], "stale");
@@ -163,14 +204,21 @@ async fn older_event_after_newer_is_stale_and_leaves_state_unchanged() {
         .unwrap()
         .to_owned();
     let store = stack.store(clock);
-    let state = store.get_entity("subscription", &sub).await.unwrap().unwrap();
+    let state = store
+        .get_entity("subscription", &sub)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(state.last_event_id, "evt_new");
     let stale = store.get_event("stripe", "evt_old").await.unwrap().unwrap();
     assert_eq!(stale.status, "stale");
     assert!(stale.outbox.is_empty(), "a stale event runs no follow-ups");
     assert!(stack.drain(&stack.queue_url).await.unwrap().is_empty());
     // Redelivery of the stale event is a duplicate.
-    assert_eq!(answer(&rx.handle(signed(&spec, &older, SECRET, "b")).await)["status"], "duplicate");
+    assert_eq!(
+        answer(&rx.handle(signed(&spec, &older, SECRET, "b")).await)["status"],
+        "duplicate"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +241,12 @@ async fn fifty_concurrent_deliveries_apply_once() {
     let accepted = statuses.iter().filter(|s| *s == "accepted").count();
     let duplicate = statuses.iter().filter(|s| *s == "duplicate").count();
     assert_eq!((accepted, duplicate), (1, 49), "{statuses:?}");
-    let event = stack.store(clock).get_event("stripe", "evt_race_1").await.unwrap().unwrap();
+    let event = stack
+        .store(clock)
+        .get_event("stripe", "evt_race_1")
+        .await
+        .unwrap()
+        .unwrap();
     let msgs = stack.drain(&stack.queue_url).await.unwrap();
     assert_eq!(msgs.len(), event.outbox.len(), "one set of messages");
 }
@@ -206,10 +259,15 @@ async fn forged_and_malformed_requests_write_nothing() {
     let rx = receiver(&stack, spec.clone(), &clock, &stack.queue_url);
     let body = stripe_event("invoice.paid", "evt_forged", NOW);
 
-    let resp = rx.handle(signed(&spec, &body, "whsec_not_the_secret", "f")).await;
+    let resp = rx
+        .handle(signed(&spec, &body, "whsec_not_the_secret", "f"))
+        .await;
     assert_eq!(resp.status(), 401);
     assert_eq!(answer(&resp)["error"], "unauthorized");
-    assert!(stack.calls.calls().is_empty(), "a forged request makes no AWS call");
+    assert!(
+        stack.calls.calls().is_empty(),
+        "a forged request makes no AWS call"
+    );
 
     let mut unsigned = signed(&spec, &body, SECRET, "f");
     unsigned.headers_mut().remove("stripe-signature");
@@ -221,10 +279,17 @@ async fn forged_and_malformed_requests_write_nothing() {
     assert_eq!(answer(&resp)["error"], "invalid_payload");
 
     let not_json = b"\xff\xfe not json".to_vec();
-    assert_eq!(rx.handle(signed(&spec, &not_json, SECRET, "h")).await.status(), 400);
+    assert_eq!(
+        rx.handle(signed(&spec, &not_json, SECRET, "h"))
+            .await
+            .status(),
+        400
+    );
 
     let mut wrong_type = signed(&spec, &body, SECRET, "f");
-    wrong_type.headers_mut().insert("content-type", "text/plain".parse().unwrap());
+    wrong_type
+        .headers_mut()
+        .insert("content-type", "text/plain".parse().unwrap());
     assert_eq!(rx.handle(wrong_type).await.status(), 415);
 
     let mut get = signed(&spec, &body, SECRET, "f");
@@ -232,10 +297,20 @@ async fn forged_and_malformed_requests_write_nothing() {
     assert_eq!(rx.handle(get).await.status(), 405);
 
     let big = vec![b' '; 256 * 1024 + 1];
-    assert_eq!(rx.handle(signed(&spec, &big, SECRET, "i")).await.status(), 413);
+    assert_eq!(
+        rx.handle(signed(&spec, &big, SECRET, "i")).await.status(),
+        413
+    );
 
     assert!(stack.calls.calls().is_empty(), "no bad request reached AWS");
-    assert!(stack.store(clock).get_event("stripe", "evt_forged").await.unwrap().is_none());
+    assert!(
+        stack
+            .store(clock)
+            .get_event("stripe", "evt_forged")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -252,7 +327,12 @@ async fn unknown_type_is_ignored_but_recorded() {
     assert_eq!(resp.status(), 200);
     assert_eq!(answer(&resp)["status"], "ignored");
     assert_eq!(stack.calls.calls(), ["PutItem"]);
-    let ev = stack.store(clock).get_event("stripe", "evt_unknown_1").await.unwrap().unwrap();
+    let ev = stack
+        .store(clock)
+        .get_event("stripe", "evt_unknown_1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ev.status, "ignored");
     assert!(stack.drain(&stack.queue_url).await.unwrap().is_empty());
 }
@@ -262,18 +342,26 @@ async fn dynamodb_outage_answers_503_so_the_sender_retries() {
     let stack = Stack::new().await.unwrap();
     let clock = clock();
     let spec = payment_events::spec();
-    let verifier = Verifier::new(spec.scheme.clone(), Secrets::parse_list(SECRET).unwrap(), 300)
-        .unwrap()
-        .with_clock(clock.clone());
+    let verifier = Verifier::new(
+        spec.scheme.clone(),
+        Secrets::parse_list(SECRET).unwrap(),
+        300,
+    )
+    .unwrap()
+    .with_clock(clock.clone());
     // A table that does not exist stands in for DynamoDB refusing service.
-    let store = hookline::store::EventStore::new(stack.dynamo.clone(), "no-such-table", 30, clock.clone());
+    let store =
+        hookline::store::EventStore::new(stack.dynamo.clone(), "no-such-table", 30, clock.clone());
     let rx = Receiver::from_parts(spec.clone(), verifier, 1 << 18, store, stack.queue());
     let body = stripe_event("invoice.paid", "evt_outage", NOW);
     let resp = rx.handle(signed(&spec, &body, SECRET, "o")).await;
     assert_eq!(resp.status(), 503);
     let a = answer(&resp);
     assert_eq!(a["error"], "unavailable");
-    assert!(!a.to_string().contains("no-such-table"), "internal detail is not returned");
+    assert!(
+        !a.to_string().contains("no-such-table"),
+        "internal detail is not returned"
+    );
     assert!(stack.drain(&stack.queue_url).await.unwrap().is_empty());
 }
 
@@ -286,15 +374,35 @@ async fn user_lifecycle_orders_by_updated_at_and_tombstones_are_final() {
     let created = serde_json::to_vec(&sample("user-events", "user.created")).unwrap();
     let updated = serde_json::to_vec(&sample("user-events", "user.updated")).unwrap();
     let deleted = serde_json::to_vec(&sample("user-events", "user.deleted")).unwrap();
-    let user_id = sample("user-events", "user.created")["data"]["id"].as_str().unwrap().to_owned();
+    let user_id = sample("user-events", "user.created")["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Out of order: the update arrives before the creation.
-    assert_eq!(answer(&rx.handle(signed(&spec, &updated, SECRET, "msg_u")).await)["status"], "accepted");
-    assert_eq!(answer(&rx.handle(signed(&spec, &created, SECRET, "msg_c")).await)["status"], "stale");
-    assert_eq!(answer(&rx.handle(signed(&spec, &deleted, SECRET, "msg_d")).await)["status"], "accepted");
+    assert_eq!(
+        answer(&rx.handle(signed(&spec, &updated, SECRET, "msg_u")).await)["status"],
+        "accepted"
+    );
+    assert_eq!(
+        answer(&rx.handle(signed(&spec, &created, SECRET, "msg_c")).await)["status"],
+        "stale"
+    );
+    assert_eq!(
+        answer(&rx.handle(signed(&spec, &deleted, SECRET, "msg_d")).await)["status"],
+        "accepted"
+    );
     // A late update (same payload, new delivery id) cannot resurrect the user.
-    assert_eq!(answer(&rx.handle(signed(&spec, &updated, SECRET, "msg_u2")).await)["status"], "stale");
-    let state = stack.store(clock).get_entity("user", &user_id).await.unwrap().unwrap();
+    assert_eq!(
+        answer(&rx.handle(signed(&spec, &updated, SECRET, "msg_u2")).await)["status"],
+        "stale"
+    );
+    let state = stack
+        .store(clock)
+        .get_entity("user", &user_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(state.deleted);
     assert_eq!(state.last_event_id, "msg_d");
 }
@@ -330,22 +438,52 @@ async fn no_secret_signature_or_body_reaches_a_log_line() {
     let rx = receiver(&stack, spec.clone(), &clock, &stack.queue_url);
     let body = stripe_event("invoice.paid", "evt_logs_1", NOW);
     let good = signed(&spec, &body, SECRET, "l");
-    let signature = good.headers()["stripe-signature"].to_str().unwrap().to_owned();
+    let signature = good.headers()["stripe-signature"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(rx.handle(good).await.status(), 200);
     let forged = signed(&spec, &body, "whsec_forger", "l");
-    let forged_sig = forged.headers()["stripe-signature"].to_str().unwrap().to_owned();
+    let forged_sig = forged.headers()["stripe-signature"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(rx.handle(forged).await.status(), 401);
     let bad = b"{\"id\":\"evt_x\",\"type\":17,\"secret_marker\":\"BODY-MARKER\"}".to_vec();
-    assert_eq!(rx.handle(signed(&spec, &bad, SECRET, "l")).await.status(), 400);
+    assert_eq!(
+        rx.handle(signed(&spec, &bad, SECRET, "l")).await.status(),
+        400
+    );
     // SQS refusing: the failure path logs too.
-    let rx_noq = receiver(&stack, spec.clone(), &clock, "http://127.0.0.1:1/000000000000/none");
+    let rx_noq = receiver(
+        &stack,
+        spec.clone(),
+        &clock,
+        "http://127.0.0.1:1/000000000000/none",
+    );
     let body2 = stripe_event("invoice.paid", "evt_logs_2", NOW);
-    assert_eq!(rx_noq.handle(signed(&spec, &body2, SECRET, "l")).await.status(), 200);
+    assert_eq!(
+        rx_noq
+            .handle(signed(&spec, &body2, SECRET, "l"))
+            .await
+            .status(),
+        200
+    );
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("evt_logs_1"), "the logs do say what happened: {logs}");
+    assert!(
+        logs.contains("evt_logs_1"),
+        "the logs do say what happened: {logs}"
+    );
     assert!(logs.contains("followup_enqueue_failed"));
-    for needle in [SECRET, "aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ", "whsec_forger", &signature, &forged_sig, "BODY-MARKER"] {
+    for needle in [
+        SECRET,
+        "aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ",
+        "whsec_forger",
+        &signature,
+        &forged_sig,
+        "BODY-MARKER",
+    ] {
         assert!(!logs.contains(needle), "log leaked {needle:?}");
     }
     let sig_hex = signature.split("v1=").nth(1).unwrap();

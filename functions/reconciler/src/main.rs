@@ -21,10 +21,12 @@ async fn main() -> Result<(), Error> {
     );
     let queue = FollowupQueue::new(aws_sdk_sqs::Client::new(&sdk), &config.queue_url);
     let (store, queue, clock, config) = (&store, &queue, &clock, &config);
-    run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
-        let report: Report =
-            reconcile::run(store, queue, clock, config.grace_secs, config.max_events).await?;
-        Ok::<_, Error>(report)
-    }))
+    run(service_fn(
+        move |_: LambdaEvent<serde_json::Value>| async move {
+            let report: Report =
+                reconcile::run(store, queue, clock, config.grace_secs, config.max_events).await?;
+            Ok::<_, Error>(report)
+        },
+    ))
     .await
 }

@@ -1,0 +1,922 @@
+//! Stripe events → (state change, follow-ups). Pure: no I/O.
+//!
+//! [`describe`] parses the verified body into the typed [`Event`]; [`describe_event`] maps it.
+//! The event id is Stripe's `evt_...` (the same on every redelivery), `provider_ts` is
+//! `created` in milliseconds.
+//!
+//! # Entities: one per facet that changes on its own
+//!
+//! An entity keeps the version of the last event applied, and an event older than that is
+//! *stale*: its change is dropped and so are its follow-ups. So two facets that change
+//! independently must not share an entity, or a delayed event of one would be made stale by a
+//! newer event of the other, losing its state and its follow-ups (a receipt, a provisioning).
+//! Stripe emits `customer.subscription.*`, `invoice.paid`, `payment_intent.succeeded` and
+//! `checkout.session.completed` for one purchase within a second or two, in no guaranteed order.
+//!
+//! | entity kind | id | events | attributes |
+//! |---|---|---|---|
+//! | `subscription` | `sub_...` | `customer.subscription.*` | customer, status, price_id, current_period_end (s), cancel_at_period_end, canceled_at (s) |
+//! | `invoice` | `in_...` | `invoice.paid`, `invoice.payment_failed` | customer, payment_status (`paid`/`failed`), invoice_status, amount, currency, subscription, attempt_count |
+//! | `payment_intent` | `pi_...` | `payment_intent.*` | customer, payment_status (`succeeded`/`failed`), status, amount, currency, last_error |
+//! | `checkout_session` | `cs_...` | `checkout.session.completed` | customer, subscription, payment_intent, mode, payment_status, amount_total, currency, email |
+//!
+//! A checkout session is its own entity rather than a write to its subscription: it carries no
+//! subscription status, and sharing the subscription's ordering would make a
+//! `customer.subscription.created` that arrives after it (same purchase, one second older) stale,
+//! leaving the subscription without a status. Invoices and payment intents are separate facets
+//! for the same reason (every subscription payment emits both, a second apart, in either order).
+//! Invoices and payment intents are keyed by their own ids, not by customer: two invoices of one
+//! customer are independent, and keyed by customer the older one's `invoice.paid` arriving late
+//! would be stale and its receipt lost. Per object, ordering is what it should be: a
+//! `payment_failed` arriving after the same invoice's `paid` is stale and alerts nobody.
+//!
+//! # Versions
+//!
+//! `created × 1000`, except for subscriptions: Stripe's clock has one-second resolution and a
+//! subscription often changes twice within a second (`created` as `incomplete`, then `updated`
+//! to `active` once the first payment succeeds). Left to the store's tie-break (the greater event
+//! id, i.e. arbitrary) the `incomplete` state would win half the time. The unused millisecond
+//! part therefore orders one second's subscription events by lifecycle: `created` (+0) before
+//! `updated` (+100 + 10 × status rank, `incomplete` < `trialing` < `active` < `past_due` <
+//! `paused` < `unpaid` < `canceled`) before `deleted` (+900). Events in different seconds keep
+//! their order.
+//!
+//! # Follow-ups
+//!
+//! | kind | when | payload |
+//! |---|---|---|
+//! | `provision_access` | `checkout.session.completed` paid (or needing no payment), not `setup` mode; `customer.subscription.created` as `active`/`trialing`; `customer.subscription.updated` as `active`/`trialing` when its status or items changed | customer, subscription, price_id, status, email, checkout_session (null where unknown) |
+//! | `revoke_access` | `customer.subscription.deleted` | customer, subscription, status, ended_at |
+//! | `receipt` | `invoice.paid` | invoice, number, customer, email, amount_paid, currency, hosted_invoice_url, subscription |
+//! | `notify_admin` | `invoice.payment_failed`, `payment_intent.payment_failed` | event_type, customer, the object's id, amount, currency, and the failure details |
+//!
+//! Payloads carry only what the target needs, never the body. Targets get an
+//! `Idempotency-Key` per event and action; `provision_access` can come from both a checkout
+//! session and its subscription and must be idempotent per subscription.
+
+use hookline::model::stripe::{
+    CheckoutSession, Event, Invoice, Payload, PaymentIntent, Subscription,
+};
+use hookline::receiver::Described;
+use hookline::store::{Action, ChangeMode, Effects, StateAttrs, StateChange};
+use hookline::verify::{ParseError, Verified};
+use serde_json::{Value, json};
+
+/// Entity kind of a subscription's state.
+pub const SUBSCRIPTION: &str = "subscription";
+/// Entity kind of an invoice's payment state, keyed by invoice id.
+pub const INVOICE: &str = "invoice";
+/// Entity kind of a payment intent's state, keyed by payment-intent id.
+pub const PAYMENT_INTENT: &str = "payment_intent";
+/// Entity kind of a completed checkout session.
+pub const CHECKOUT_SESSION: &str = "checkout_session";
+
+/// Follow-up: give the customer access.
+pub const PROVISION_ACCESS: &str = "provision_access";
+/// Follow-up: take the customer's access away.
+pub const REVOKE_ACCESS: &str = "revoke_access";
+/// Follow-up: send a receipt.
+pub const RECEIPT: &str = "receipt";
+/// Follow-up: tell an administrator about a failed payment.
+pub const NOTIFY_ADMIN: &str = "notify_admin";
+
+/// Parses a verified Stripe delivery and maps it.
+pub fn describe(v: &Verified<'_>) -> Result<Described, ParseError> {
+    describe_json(v.body())
+}
+
+/// Parses a body and maps it: [`describe`] minus the proof of origin.
+fn describe_json(body: &[u8]) -> Result<Described, ParseError> {
+    let event: Event = serde_json::from_slice(body)?;
+    Ok(describe_event(&event))
+}
+
+/// Maps a parsed Stripe event to what it means. Total: never panics.
+pub fn describe_event(event: &Event) -> Described {
+    let ts = event.created.saturating_mul(1000);
+    let effects = match &event.payload {
+        Payload::CheckoutSessionCompleted(s) => checkout_completed(s, ts),
+        Payload::SubscriptionCreated(s) => subscription(event, s, Stage::Created, ts),
+        Payload::SubscriptionUpdated(s) => subscription(event, s, Stage::Updated, ts),
+        Payload::SubscriptionDeleted(s) => subscription(event, s, Stage::Deleted, ts),
+        Payload::InvoicePaid(i) => invoice(event, i, true, ts),
+        Payload::InvoicePaymentFailed(i) => invoice(event, i, false, ts),
+        Payload::PaymentIntentSucceeded(p) => payment_intent(event, p, true, ts),
+        Payload::PaymentIntentPaymentFailed(p) => payment_intent(event, p, false, ts),
+        Payload::Unhandled => Effects {
+            ignored: true,
+            ..Effects::default()
+        },
+    };
+    Described {
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        provider_ts: ts,
+        effects,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// Millisecond offset ordering one second's events of a subscription (see the module doc).
+fn lifecycle_offset(stage: Stage, status: &str) -> i64 {
+    let rank = match status {
+        "incomplete" => 1,
+        "trialing" => 2,
+        "active" => 3,
+        "past_due" => 4,
+        "paused" => 5,
+        "unpaid" => 6,
+        "canceled" | "incomplete_expired" => 7,
+        _ => 0,
+    };
+    match stage {
+        Stage::Created => 0,
+        Stage::Updated => 100 + 10 * rank,
+        Stage::Deleted => 900,
+    }
+}
+
+fn attrs<const N: usize>(pairs: [(&str, Value); N]) -> StateAttrs {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn upsert(kind: &str, id: &str, version: i64, attrs: StateAttrs) -> Option<StateChange> {
+    Some(StateChange {
+        entity_kind: kind.to_owned(),
+        entity_id: id.to_owned(),
+        version,
+        mode: ChangeMode::Upsert,
+        attrs,
+    })
+}
+
+struct Provision<'a> {
+    customer: Option<&'a str>,
+    subscription: Option<&'a str>,
+    price_id: Option<&'a str>,
+    status: Option<&'a str>,
+    email: Option<&'a str>,
+    checkout_session: Option<&'a str>,
+}
+
+impl Provision<'_> {
+    fn action(&self) -> Action {
+        Action::new(
+            PROVISION_ACCESS,
+            json!({
+                "customer": self.customer,
+                "subscription": self.subscription,
+                "price_id": self.price_id,
+                "status": self.status,
+                "email": self.email,
+                "checkout_session": self.checkout_session,
+            }),
+        )
+    }
+}
+
+fn checkout_completed(s: &CheckoutSession, ts: i64) -> Effects {
+    let change = upsert(
+        CHECKOUT_SESSION,
+        &s.id,
+        ts,
+        attrs([
+            ("customer", json!(s.customer)),
+            ("subscription", json!(s.subscription)),
+            ("payment_intent", json!(s.payment_intent)),
+            ("mode", json!(s.mode)),
+            ("payment_status", json!(s.payment_status)),
+            ("amount_total", json!(s.amount_total)),
+            ("currency", json!(s.currency)),
+            ("email", json!(s.email())),
+        ]),
+    );
+    let mut actions = Vec::new();
+    if s.is_fulfillable() && s.mode != "setup" {
+        actions.push(
+            Provision {
+                customer: s.customer.as_deref(),
+                subscription: s.subscription.as_deref(),
+                price_id: None,
+                status: None,
+                email: s.email(),
+                checkout_session: Some(&s.id),
+            }
+            .action(),
+        );
+    }
+    Effects {
+        change,
+        actions,
+        ignored: false,
+    }
+}
+
+fn subscription(event: &Event, s: &Subscription, stage: Stage, ts: i64) -> Effects {
+    let version = ts.saturating_add(lifecycle_offset(stage, &s.status));
+    let change = upsert(
+        SUBSCRIPTION,
+        &s.id,
+        version,
+        attrs([
+            ("customer", json!(s.customer)),
+            ("status", json!(s.status)),
+            ("price_id", json!(s.price_id())),
+            ("current_period_end", json!(s.current_period_end())),
+            ("cancel_at_period_end", json!(s.cancel_at_period_end)),
+            ("canceled_at", json!(s.canceled_at)),
+        ]),
+    );
+    let provision = Provision {
+        customer: Some(&s.customer),
+        subscription: Some(&s.id),
+        price_id: s.price_id(),
+        status: Some(&s.status),
+        email: None,
+        checkout_session: None,
+    };
+    let actions = match stage {
+        Stage::Created if s.grants_access() => vec![provision.action()],
+        // Provision again only when access may have changed: a new status or new items (a plan
+        // change). Without `previous_attributes` we cannot tell, so provision (idempotent).
+        Stage::Updated
+            if s.grants_access()
+                && (event.previous_attributes.is_none()
+                    || event.changed("status")
+                    || event.changed("items")) =>
+        {
+            vec![provision.action()]
+        }
+        Stage::Deleted => vec![Action::new(
+            REVOKE_ACCESS,
+            json!({
+                "customer": s.customer,
+                "subscription": s.id,
+                "status": s.status,
+                "ended_at": s.ended_at.or(s.canceled_at),
+            }),
+        )],
+        _ => Vec::new(),
+    };
+    Effects {
+        change,
+        actions,
+        ignored: false,
+    }
+}
+
+fn invoice(event: &Event, i: &Invoice, paid: bool, ts: i64) -> Effects {
+    let amount = if paid { i.amount_paid } else { i.amount_due };
+    let change = upsert(
+        INVOICE,
+        &i.id,
+        ts,
+        attrs([
+            ("customer", json!(i.customer)),
+            (
+                "payment_status",
+                json!(if paid { "paid" } else { "failed" }),
+            ),
+            ("invoice_status", json!(i.status)),
+            ("amount", json!(amount)),
+            ("currency", json!(i.currency)),
+            ("subscription", json!(i.subscription_id())),
+            ("attempt_count", json!(i.attempt_count)),
+        ]),
+    );
+    let action = if paid {
+        Action::new(
+            RECEIPT,
+            json!({
+                "invoice": i.id,
+                "number": i.number,
+                "customer": i.customer,
+                "email": i.customer_email,
+                "amount_paid": i.amount_paid,
+                "currency": i.currency,
+                "hosted_invoice_url": i.hosted_invoice_url,
+                "subscription": i.subscription_id(),
+            }),
+        )
+    } else {
+        Action::new(
+            NOTIFY_ADMIN,
+            json!({
+                "event_type": event.event_type,
+                "customer": i.customer,
+                "email": i.customer_email,
+                "invoice": i.id,
+                "subscription": i.subscription_id(),
+                "amount_due": i.amount_due,
+                "currency": i.currency,
+                "attempt_count": i.attempt_count,
+                "next_payment_attempt": i.next_payment_attempt,
+                "hosted_invoice_url": i.hosted_invoice_url,
+            }),
+        )
+    };
+    Effects {
+        change,
+        actions: vec![action],
+        ignored: false,
+    }
+}
+
+fn payment_intent(event: &Event, p: &PaymentIntent, succeeded: bool, ts: i64) -> Effects {
+    let error = p.last_payment_error.as_ref();
+    let message = error.and_then(|e| e.message.as_deref());
+    let change = upsert(
+        PAYMENT_INTENT,
+        &p.id,
+        ts,
+        attrs([
+            ("customer", json!(p.customer)),
+            (
+                "payment_status",
+                json!(if succeeded { "succeeded" } else { "failed" }),
+            ),
+            ("status", json!(p.status)),
+            ("amount", json!(p.amount)),
+            ("currency", json!(p.currency)),
+            ("last_error", json!(if succeeded { None } else { message })),
+        ]),
+    );
+    let actions = if succeeded {
+        Vec::new()
+    } else {
+        vec![Action::new(
+            NOTIFY_ADMIN,
+            json!({
+                "event_type": event.event_type,
+                "customer": p.customer,
+                "payment_intent": p.id,
+                "amount": p.amount,
+                "currency": p.currency,
+                "message": message,
+                "code": error.and_then(|e| e.code.as_deref()),
+                "decline_code": error.and_then(|e| e.decline_code.as_deref()),
+            }),
+        )]
+    };
+    Effects {
+        change,
+        actions,
+        ignored: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    const CUS: &str = "cus_QhookLine001";
+    const SUB: &str = "sub_1PhookLine001";
+
+    fn sample(name: &str) -> &'static str {
+        match name {
+            "checkout.session.completed" => {
+                include_str!("../../../events/payment-events/checkout.session.completed.json")
+            }
+            "customer.subscription.created" => {
+                include_str!("../../../events/payment-events/customer.subscription.created.json")
+            }
+            "customer.subscription.updated" => {
+                include_str!("../../../events/payment-events/customer.subscription.updated.json")
+            }
+            "customer.subscription.deleted" => {
+                include_str!("../../../events/payment-events/customer.subscription.deleted.json")
+            }
+            "invoice.paid" => include_str!("../../../events/payment-events/invoice.paid.json"),
+            "invoice.payment_failed" => {
+                include_str!("../../../events/payment-events/invoice.payment_failed.json")
+            }
+            "payment_intent.succeeded" => {
+                include_str!("../../../events/payment-events/payment_intent.succeeded.json")
+            }
+            "payment_intent.payment_failed" => {
+                include_str!("../../../events/payment-events/payment_intent.payment_failed.json")
+            }
+            "customer.created" => {
+                include_str!("../../../events/payment-events/customer.created.json")
+            }
+            other => panic!("no sample {other}"),
+        }
+    }
+
+    const SAMPLES: [&str; 9] = [
+        "customer.created",
+        "customer.subscription.created",
+        "invoice.paid",
+        "payment_intent.succeeded",
+        "checkout.session.completed",
+        "customer.subscription.updated",
+        "invoice.payment_failed",
+        "payment_intent.payment_failed",
+        "customer.subscription.deleted",
+    ];
+
+    fn value(name: &str) -> Value {
+        serde_json::from_str(sample(name)).unwrap()
+    }
+
+    fn described(name: &str) -> Described {
+        describe_json(sample(name).as_bytes()).unwrap()
+    }
+
+    fn from_value(v: &Value) -> Result<Described, ParseError> {
+        describe_json(&serde_json::to_vec(v).unwrap())
+    }
+
+    fn kinds(d: &Described) -> Vec<&str> {
+        d.effects.actions.iter().map(|a| a.kind.as_str()).collect()
+    }
+
+    fn change(d: &Described) -> &StateChange {
+        d.effects.change.as_ref().expect("a state change")
+    }
+
+    /// Expected per sample: event id, created (s), entity (kind, id, version offset ms), actions.
+    #[test]
+    fn every_sample_maps_to_its_effects() {
+        type Row = (
+            &'static str,
+            &'static str,
+            i64,
+            Option<(&'static str, &'static str, i64)>,
+            &'static [&'static str],
+        );
+        let table: [Row; 9] = [
+            (
+                "customer.created",
+                "evt_1RaHkL2eHookLine0Cust001",
+                1_749_988_800,
+                None,
+                &[],
+            ),
+            (
+                "customer.subscription.created",
+                "evt_1RaHkL2eHookLine0SubCr01",
+                1_749_988_801,
+                Some((SUBSCRIPTION, SUB, 0)),
+                &[PROVISION_ACCESS],
+            ),
+            (
+                "invoice.paid",
+                "evt_1RaHkL2eHookLine0InvPd01",
+                1_749_988_802,
+                Some((INVOICE, "in_1RaHkL2eHookLine0Inv001", 0)),
+                &[RECEIPT],
+            ),
+            (
+                "payment_intent.succeeded",
+                "evt_3RaHkL2eHookLine0PISuc01",
+                1_749_988_802,
+                Some((PAYMENT_INTENT, "pi_3RaHkL2eHookLine0PayInt1", 0)),
+                &[],
+            ),
+            (
+                "checkout.session.completed",
+                "evt_1RaHkL2eHookLine0ChkCm01",
+                1_749_988_803,
+                Some((
+                    CHECKOUT_SESSION,
+                    "cs_test_a1HookLine0Checkout0Session0000000000000000000001",
+                    0,
+                )),
+                &[PROVISION_ACCESS],
+            ),
+            (
+                "customer.subscription.updated",
+                "evt_1RdHkL2eHookLine0SubUp01",
+                1_750_852_800,
+                Some((SUBSCRIPTION, SUB, 130)),
+                &[PROVISION_ACCESS],
+            ),
+            (
+                "invoice.payment_failed",
+                "evt_1RlHkL2eHookLine0InvFl01",
+                1_752_584_401,
+                Some((INVOICE, "in_1RlHkL2eHookLine0Inv002", 0)),
+                &[NOTIFY_ADMIN],
+            ),
+            (
+                "payment_intent.payment_failed",
+                "evt_3RlHkL2eHookLine0PIFal01",
+                1_752_584_401,
+                Some((PAYMENT_INTENT, "pi_3RlHkL2eHookLine0PayInt2", 0)),
+                &[NOTIFY_ADMIN],
+            ),
+            (
+                "customer.subscription.deleted",
+                "evt_1RnHkL2eHookLine0SubDl01",
+                1_753_189_201,
+                Some((SUBSCRIPTION, SUB, 900)),
+                &[REVOKE_ACCESS],
+            ),
+        ];
+        for (name, id, created, entity, actions) in table {
+            let d = described(name);
+            assert_eq!(d.event_id, id, "{name}");
+            assert_eq!(d.event_type, name);
+            assert_eq!(d.provider_ts, created * 1000, "{name}");
+            assert_eq!(
+                d.effects.ignored,
+                entity.is_none() && actions.is_empty(),
+                "{name}"
+            );
+            match (entity, &d.effects.change) {
+                (None, None) => {}
+                (Some((kind, eid, offset)), Some(c)) => {
+                    assert_eq!(
+                        (c.entity_kind.as_str(), c.entity_id.as_str()),
+                        (kind, eid),
+                        "{name}"
+                    );
+                    assert_eq!(c.version, created * 1000 + offset, "{name}");
+                    assert_eq!(c.mode, ChangeMode::Upsert, "{name}");
+                    assert!(
+                        c.attrs.values().all(|v| !v.is_object() && !v.is_array()),
+                        "scalars only: {name}"
+                    );
+                }
+                (want, got) => panic!("{name}: expected {want:?}, got {got:?}"),
+            }
+            assert_eq!(kinds(&d), actions, "{name}");
+        }
+        // Every sample file is in the table; sample ids are distinct.
+        let mut ids: Vec<String> = SAMPLES.iter().map(|s| described(s).event_id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), SAMPLES.len());
+    }
+
+    #[test]
+    fn samples_walk_through_one_customer_in_time_order() {
+        let times: Vec<i64> = SAMPLES.iter().map(|s| described(s).provider_ts).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        for name in SAMPLES {
+            let v = value(name);
+            assert_eq!(v["object"], "event");
+            assert_eq!(v["api_version"], "2025-03-31.basil");
+            let customer = v["data"]["object"]["customer"].as_str();
+            let customer = customer.or(v["data"]["object"]["id"].as_str());
+            assert_eq!(customer, Some(CUS), "{name}");
+        }
+    }
+
+    #[test]
+    fn subscription_attrs_and_provisioning_payload() {
+        let d = described("customer.subscription.created");
+        let c = change(&d);
+        assert_eq!(
+            c.attrs,
+            attrs([
+                ("customer", json!(CUS)),
+                ("status", json!("active")),
+                ("price_id", json!("price_1PhookLineBasic")),
+                ("current_period_end", json!(1_752_580_801)),
+                ("cancel_at_period_end", json!(false)),
+                ("canceled_at", Value::Null),
+            ])
+        );
+        assert_eq!(
+            d.effects.actions[0].payload,
+            json!({"customer": CUS, "subscription": SUB, "price_id": "price_1PhookLineBasic",
+                   "status": "active", "email": null, "checkout_session": null})
+        );
+        let up = described("customer.subscription.updated");
+        assert_eq!(change(&up).attrs["price_id"], "price_1PhookLinePro00");
+        assert_eq!(
+            up.effects.actions[0].payload["price_id"],
+            "price_1PhookLinePro00"
+        );
+
+        let del = described("customer.subscription.deleted");
+        assert_eq!(change(&del).attrs["status"], "canceled");
+        assert_eq!(change(&del).attrs["canceled_at"], 1_753_189_201);
+        assert_eq!(
+            del.effects.actions[0].payload,
+            json!({"customer": CUS, "subscription": SUB, "status": "canceled",
+                   "ended_at": 1_753_189_201})
+        );
+    }
+
+    #[test]
+    fn payment_attrs_and_payloads_carry_only_what_the_target_needs() {
+        let paid = described("invoice.paid");
+        assert_eq!(
+            change(&paid).attrs,
+            attrs([
+                ("customer", json!(CUS)),
+                ("payment_status", json!("paid")),
+                ("invoice_status", json!("paid")),
+                ("amount", json!(1900)),
+                ("currency", json!("usd")),
+                ("subscription", json!(SUB)),
+                ("attempt_count", json!(1)),
+            ])
+        );
+        let receipt = &paid.effects.actions[0].payload;
+        assert_eq!(receipt["email"], "ada.lovelace@example.com");
+        assert_eq!(receipt["amount_paid"], 1900);
+        assert_eq!(receipt["number"], "HOOKL01-0001");
+        assert!(
+            receipt["hosted_invoice_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://")
+        );
+
+        let failed = described("invoice.payment_failed");
+        assert_eq!(change(&failed).attrs["payment_status"], "failed");
+        assert_eq!(change(&failed).attrs["amount"], 4900);
+        let notify = &failed.effects.actions[0].payload;
+        assert_eq!(notify["event_type"], "invoice.payment_failed");
+        assert_eq!(notify["attempt_count"], 1);
+        assert_eq!(notify["next_payment_attempt"], 1_752_843_601);
+
+        let pi = described("payment_intent.payment_failed");
+        assert_eq!(
+            change(&pi).attrs["last_error"],
+            "Your card has insufficient funds."
+        );
+        assert_eq!(
+            pi.effects.actions[0].payload,
+            json!({"event_type": "payment_intent.payment_failed", "customer": CUS,
+                   "payment_intent": "pi_3RlHkL2eHookLine0PayInt2", "amount": 4900,
+                   "currency": "usd", "message": "Your card has insufficient funds.",
+                   "code": "card_declined", "decline_code": "insufficient_funds"})
+        );
+        let ok = described("payment_intent.succeeded");
+        assert_eq!(change(&ok).attrs["last_error"], Value::Null);
+
+        for name in SAMPLES {
+            for a in &described(name).effects.actions {
+                let text = a.payload.to_string();
+                assert!(text.len() < 512, "{name}: payload is small");
+                assert!(!text.contains("client_secret") && !text.contains("_secret_"));
+            }
+        }
+    }
+
+    #[test]
+    fn checkout_session_attrs_and_provisioning() {
+        let d = described("checkout.session.completed");
+        assert_eq!(change(&d).attrs["subscription"], SUB);
+        assert_eq!(change(&d).attrs["email"], "ada.lovelace@example.com");
+        assert_eq!(
+            d.effects.actions[0].payload,
+            json!({"customer": CUS, "subscription": SUB, "price_id": null, "status": null,
+                   "email": "ada.lovelace@example.com",
+                   "checkout_session": "cs_test_a1HookLine0Checkout0Session0000000000000000000001"})
+        );
+        for (status, mode, provisions) in [
+            ("paid", "payment", true),
+            ("no_payment_required", "subscription", true),
+            ("unpaid", "subscription", false),
+            ("no_payment_required", "setup", false),
+        ] {
+            let mut v = value("checkout.session.completed");
+            v["data"]["object"]["payment_status"] = status.into();
+            v["data"]["object"]["mode"] = mode.into();
+            let d = from_value(&v).unwrap();
+            assert_eq!(
+                kinds(&d) == [PROVISION_ACCESS],
+                provisions,
+                "{status} {mode}"
+            );
+            assert!(d.effects.change.is_some());
+        }
+    }
+
+    #[test]
+    fn unknown_type_is_ignored_with_its_identity() {
+        let d = described("customer.created");
+        assert_eq!(d.event_id, "evt_1RaHkL2eHookLine0Cust001");
+        assert_eq!(d.event_type, "customer.created");
+        assert_eq!(d.provider_ts, 1_749_988_800_000);
+        assert_eq!(
+            d.effects,
+            Effects {
+                change: None,
+                actions: vec![],
+                ignored: true
+            }
+        );
+        let mut v = value("invoice.paid");
+        v["type"] = "radar.early_fraud_warning.created".into();
+        assert!(from_value(&v).unwrap().effects.ignored);
+    }
+
+    #[test]
+    fn missing_customer_still_records_state_and_runs_follow_ups() {
+        for (name, actions) in [
+            ("payment_intent.payment_failed", &[NOTIFY_ADMIN][..]),
+            ("payment_intent.succeeded", &[][..]),
+            ("invoice.paid", &[RECEIPT][..]),
+        ] {
+            for customer in [Value::Null, json!("__absent__")] {
+                let mut v = value(name);
+                let obj = v["data"]["object"].as_object_mut().unwrap();
+                if customer == "__absent__" {
+                    obj.remove("customer");
+                } else {
+                    obj.insert("customer".into(), customer);
+                }
+                let d = from_value(&v).unwrap();
+                assert_eq!(change(&d).attrs["customer"], Value::Null, "{name}");
+                assert!(!d.effects.ignored);
+                assert_eq!(kinds(&d), actions, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn legacy_api_shapes_and_expanded_ids_map_the_same() {
+        // Before 2025-03-31.basil: period end on the subscription, subscription on the invoice.
+        let mut v = value("customer.subscription.created");
+        v["api_version"] = "2024-06-20".into();
+        let obj = &mut v["data"]["object"];
+        obj["current_period_end"] = obj["items"]["data"][0]["current_period_end"].clone();
+        obj["items"]["data"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("current_period_end");
+        obj["customer"] = json!({"id": CUS, "object": "customer", "email": "x@example.com"});
+        assert_eq!(
+            from_value(&v).unwrap().effects,
+            described("customer.subscription.created").effects
+        );
+
+        let mut v = value("invoice.paid");
+        let obj = v["data"]["object"].as_object_mut().unwrap();
+        obj.remove("parent");
+        obj.insert(
+            "subscription".into(),
+            json!({"id": SUB, "object": "subscription"}),
+        );
+        assert_eq!(
+            from_value(&v).unwrap().effects,
+            described("invoice.paid").effects
+        );
+    }
+
+    #[test]
+    fn one_seconds_subscription_events_are_ordered_by_lifecycle() {
+        let at = |name: &str, status: &str| {
+            let mut v = value(name);
+            v["created"] = 1_750_000_000.into();
+            v["data"]["object"]["status"] = status.into();
+            change(&from_value(&v).unwrap()).version
+        };
+        let created = at("customer.subscription.created", "incomplete");
+        let trialing = at("customer.subscription.updated", "trialing");
+        let active = at("customer.subscription.updated", "active");
+        let past_due = at("customer.subscription.updated", "past_due");
+        let deleted = at("customer.subscription.deleted", "canceled");
+        assert!(created < trialing && trialing < active && active < past_due && past_due < deleted);
+        assert!(deleted < 1_750_000_001_000, "never past the next second");
+        // The next second's creation is still newer than this second's deletion.
+        let mut v = value("customer.subscription.created");
+        v["created"] = 1_750_000_001.into();
+        assert!(change(&from_value(&v).unwrap()).version > deleted);
+    }
+
+    #[test]
+    fn subscription_updates_provision_only_when_access_may_have_changed() {
+        let updated = |status: &str, previous: Option<Value>| {
+            let mut v = value("customer.subscription.updated");
+            v["data"]["object"]["status"] = status.into();
+            let data = v["data"].as_object_mut().unwrap();
+            match previous {
+                Some(p) => data.insert("previous_attributes".into(), p),
+                None => data.remove("previous_attributes"),
+            };
+            kinds(&from_value(&v).unwrap()).len()
+        };
+        assert_eq!(updated("active", Some(json!({"status": "incomplete"}))), 1);
+        assert_eq!(
+            updated("trialing", Some(json!({"status": "incomplete"}))),
+            1
+        );
+        assert_eq!(updated("active", Some(json!({"items": {}}))), 1);
+        assert_eq!(updated("active", None), 1);
+        assert_eq!(
+            updated("active", Some(json!({"cancel_at_period_end": false}))),
+            0
+        );
+        assert_eq!(updated("past_due", Some(json!({"status": "active"}))), 0);
+        assert_eq!(updated("incomplete", None), 0);
+
+        let mut v = value("customer.subscription.created");
+        v["data"]["object"]["status"] = "incomplete".into();
+        let d = from_value(&v).unwrap();
+        assert!(d.effects.actions.is_empty());
+        assert_eq!(change(&d).attrs["status"], "incomplete");
+    }
+
+    #[test]
+    fn garbage_and_wrong_shapes_are_parse_errors() {
+        let bodies: &[&[u8]] = &[
+            b"",
+            b"\xff\xfe not json",
+            b"null",
+            b"[]",
+            b"{}",
+            br#"{"id":"evt_bad","type":42}"#,
+            br#"{"id":"evt_1","type":"invoice.paid","created":1,"data":{"object":{"id":"in_1"}}}"#,
+            br#"{"id":"evt_1","type":"invoice.paid","created":1,"data":{}}"#,
+            br#"{"id":"evt_1","type":"invoice.paid","created":1}"#,
+            br#"{"id":"evt_1","type":"invoice.paid","created":1.5,"data":{"object":{}}}"#,
+        ];
+        for body in bodies {
+            assert!(
+                describe_json(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for (name, field, bad) in [
+            ("customer.subscription.updated", "status", json!(3)),
+            (
+                "customer.subscription.created",
+                "customer",
+                json!({"object": "customer"}),
+            ),
+            ("customer.subscription.deleted", "items", json!("si_1")),
+            ("invoice.paid", "amount_paid", json!("1900")),
+            ("invoice.payment_failed", "currency", Value::Null),
+            ("payment_intent.succeeded", "amount", json!(-1.5)),
+            (
+                "payment_intent.payment_failed",
+                "last_payment_error",
+                json!("declined"),
+            ),
+            ("checkout.session.completed", "payment_status", Value::Null),
+        ] {
+            let mut v = value(name);
+            v["data"]["object"][field] = bad;
+            assert!(from_value(&v).is_err(), "{name}.{field}");
+        }
+    }
+
+    #[test]
+    fn extreme_times_saturate() {
+        let mut v = value("customer.subscription.deleted");
+        v["created"] = i64::MAX.into();
+        let d = from_value(&v).unwrap();
+        assert_eq!((d.provider_ts, change(&d).version), (i64::MAX, i64::MAX));
+        v["created"] = i64::MIN.into();
+        assert_eq!(from_value(&v).unwrap().provider_ts, i64::MIN);
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "[a-z_]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any field of any sample replaced by any JSON: an answer, never a panic.
+        #[test]
+        fn never_panics_on_mutated_samples(
+            which in 0..SAMPLES.len(),
+            field in "[a-z_]{1,24}",
+            in_object in any::<bool>(),
+            replacement in json_value(),
+        ) {
+            let mut v = value(SAMPLES[which]);
+            let target = if in_object { &mut v["data"]["object"] } else { &mut v };
+            if let Some(obj) = target.as_object_mut() {
+                let key = obj.keys().find(|k| k.starts_with(&field[..1])).cloned().unwrap_or(field);
+                obj.insert(key, replacement);
+            }
+            let _ = from_value(&v);
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_bytes(body in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = describe_json(&body);
+        }
+    }
+}
