@@ -23,7 +23,8 @@ pub enum ContentKind {
 }
 
 impl ContentKind {
-    fn mime(self) -> &'static str {
+    /// The media type, as sent in `Content-Type`.
+    pub fn mime(self) -> &'static str {
         match self {
             Self::Json => "application/json",
             Self::Form => "application/x-www-form-urlencoded",
@@ -103,7 +104,9 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         match &self {
             Self::Unavailable(cause) => tracing::error!(error = %cause, "dependency failure"),
-            Self::Unauthorized(reason) => tracing::warn!(reason = %reason, "rejected: verification failed"),
+            Self::Unauthorized(reason) => {
+                tracing::warn!(reason = %reason, "rejected: verification failed")
+            }
             other => tracing::info!(status = other.status().as_u16(), error = %other, "rejected"),
         }
         let mut resp = json_response(
@@ -111,7 +114,8 @@ impl ApiError {
             &json!({"error": self.code(), "message": self.public_message()}),
         );
         if matches!(self, Self::MethodNotAllowed) {
-            resp.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+            resp.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
         }
         resp
     }
@@ -175,26 +179,45 @@ mod tests {
         assert_eq!(e.status(), StatusCode::METHOD_NOT_ALLOWED);
         let e = guard(&Method::POST, &json, 11, 10, ContentKind::Json).expect_err("size");
         assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let e = guard(&Method::POST, &headers(Some("text/plain")), 1, 10, ContentKind::Json)
-            .expect_err("type");
+        let e = guard(
+            &Method::POST,
+            &headers(Some("text/plain")),
+            1,
+            10,
+            ContentKind::Json,
+        )
+        .expect_err("type");
         assert_eq!(e.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         let e = guard(&Method::POST, &headers(None), 1, 10, ContentKind::Json).expect_err("none");
         assert_eq!(e.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        assert!(guard(&Method::POST, &headers(Some("Application/X-WWW-Form-Urlencoded")), 1, 10, ContentKind::Form).is_ok());
+        assert!(
+            guard(
+                &Method::POST,
+                &headers(Some("Application/X-WWW-Form-Urlencoded")),
+                1,
+                10,
+                ContentKind::Form
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn answers_are_json_and_opaque_where_they_must_be() {
         let r = ApiError::Unauthorized(VerifyError::TimestampTooOld).into_response();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        let Body::Text(t) = r.body() else { panic!("text body") };
+        let Body::Text(t) = r.body() else {
+            panic!("text body")
+        };
         let v: serde_json::Value = serde_json::from_str(t).expect("json");
         assert_eq!(v["error"], "unauthorized");
         assert!(!t.contains("timestamp"), "the reason is not returned: {t}");
 
         let r = ApiError::Unavailable("dynamodb timeout at 10.0.0.1".into()).into_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let Body::Text(t) = r.body() else { panic!("text body") };
+        let Body::Text(t) = r.body() else {
+            panic!("text body")
+        };
         assert!(!t.contains("10.0.0.1"));
 
         let r = ApiError::MethodNotAllowed.into_response();

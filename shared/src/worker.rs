@@ -89,12 +89,19 @@ impl Worker {
         })
     }
 
-    /// Handles one SQS batch, reporting each failed message by id.
+    /// Handles one SQS batch, reporting each failed message by id. The messages run
+    /// concurrently, so a batch of ten slow targets takes one action timeout, not ten, and stays
+    /// inside the function's timeout.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for record in event.records {
+        let runs = event.records.into_iter().map(|record| async move {
             let id = record.message_id.unwrap_or_default();
-            let result = self.handle_message(record.body.as_deref().unwrap_or_default()).await;
+            let result = self
+                .handle_message(record.body.as_deref().unwrap_or_default())
+                .await;
+            (id, result)
+        });
+        let mut response = SqsBatchResponse::default();
+        for (id, result) in futures_util::future::join_all(runs).await {
             match result {
                 Ok(handled) => tracing::info!(message_id = %id, ?handled, "follow-up handled"),
                 Err(err) => {
@@ -118,7 +125,10 @@ impl Worker {
             return Ok(Handled::EventGone);
         };
         let Some(entry) = event.outbox.iter().find(|o| o.kind == followup.action) else {
-            return Err(Retry::Malformed(format!("event has no action {:?}", followup.action)));
+            return Err(Retry::Malformed(format!(
+                "event has no action {:?}",
+                followup.action
+            )));
         };
         match entry.status {
             ActionStatus::Pending => {}
@@ -128,9 +138,14 @@ impl Worker {
             ActionStatus::Done | ActionStatus::Skipped => return Ok(Handled::AlreadyFinished),
         }
         let Some(url) = self.targets.get(&followup.action) else {
-            return self.mark(&followup, ActionStatus::Skipped, Handled::Skipped).await;
+            return self
+                .mark(&followup, ActionStatus::Skipped, Handled::Skipped)
+                .await;
         };
-        let key = format!("{}:{}:{}", followup.source, followup.event_id, followup.action);
+        let key = format!(
+            "{}:{}:{}",
+            followup.source, followup.event_id, followup.action
+        );
         let sent = self
             .http
             .post(url.clone())
@@ -143,7 +158,9 @@ impl Worker {
             Err(err) => return Err(Retry::Transient(err.without_url().to_string())),
         };
         if status.is_success() {
-            return self.mark(&followup, ActionStatus::Done, Handled::Done).await;
+            return self
+                .mark(&followup, ActionStatus::Done, Handled::Done)
+                .await;
         }
         let transient = status == reqwest::StatusCode::REQUEST_TIMEOUT
             || status == reqwest::StatusCode::TOO_MANY_REQUESTS
@@ -152,11 +169,17 @@ impl Worker {
         if transient {
             return Err(Retry::Transient(format!("target answered {status}")));
         }
-        self.mark(&followup, ActionStatus::Failed, Handled::Done).await?;
+        self.mark(&followup, ActionStatus::Failed, Handled::Done)
+            .await?;
         Err(Retry::Permanent(format!("target answered {status}")))
     }
 
-    async fn mark(&self, f: &FollowUp, status: ActionStatus, handled: Handled) -> Result<Handled, Retry> {
+    async fn mark(
+        &self,
+        f: &FollowUp,
+        status: ActionStatus,
+        handled: Handled,
+    ) -> Result<Handled, Retry> {
         match self.store.mark_action(f, status).await {
             Ok(MarkResult::Marked) => Ok(handled),
             Ok(MarkResult::AlreadyFinished) => Ok(Handled::AlreadyFinished),

@@ -16,7 +16,7 @@ use super::schema::{
 };
 use super::{
     ActionStatus, ChangeMode, Effects, EntityRecord, EventRecord, FollowUp, MarkResult, NewEvent,
-    Outcome, OutboxEntry, StateAttrs, StateChange, StoreError,
+    OutboxEntry, Outcome, StateAttrs, StateChange, StoreError,
 };
 use crate::clock::SharedClock;
 
@@ -69,9 +69,7 @@ where
 {
     StoreError::Dynamo {
         op,
-        source: aws_smithy_types::error::display::DisplayErrorContext(err)
-            .to_string()
-            .into(),
+        message: aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
     }
 }
 
@@ -114,7 +112,12 @@ fn get_n(item: &Item, name: &str) -> Result<i64, StoreError> {
 
 impl EventStore {
     /// A store on `table`, keeping event records for `retention_days`.
-    pub fn new(client: Client, table: impl Into<String>, retention_days: i64, clock: SharedClock) -> Self {
+    pub fn new(
+        client: Client,
+        table: impl Into<String>,
+        retention_days: i64,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             client,
             table: table.into(),
@@ -132,7 +135,11 @@ impl EventStore {
     ///
     /// One DynamoDB call for a new, duplicate or ignored event; a stale event costs a second call
     /// (the event is then recorded as `stale`, without state change or follow-ups).
-    pub async fn record(&self, event: &NewEvent<'_>, effects: &Effects) -> Result<Outcome, StoreError> {
+    pub async fn record(
+        &self,
+        event: &NewEvent<'_>,
+        effects: &Effects,
+    ) -> Result<Outcome, StoreError> {
         let plan = self.plan(event, effects)?;
         self.commit(event, plan).await
     }
@@ -143,7 +150,12 @@ impl EventStore {
         let now = self.clock.now_millis();
         if effects.ignored {
             let put = self.event_put(event, "ignored", now, &Effects::default())?;
-            return Ok(RecordPlan { put, update: None, now, outcome: Outcome::Ignored });
+            return Ok(RecordPlan {
+                put,
+                update: None,
+                now,
+                outcome: Outcome::Ignored,
+            });
         }
         let followups: Vec<FollowUp> = effects
             .actions
@@ -160,13 +172,27 @@ impl EventStore {
             .as_ref()
             .map(|change| self.change_update(change, event.event_id, now))
             .transpose()?;
-        Ok(RecordPlan { put, update, now, outcome: Outcome::Accepted(followups) })
+        Ok(RecordPlan {
+            put,
+            update,
+            now,
+            outcome: Outcome::Accepted(followups),
+        })
     }
 
     /// Sends a [`RecordPlan`]: a conditional `PutItem` when there is no state change, else one
     /// `TransactWriteItems`, told apart by its cancellation reasons.
-    pub async fn commit(&self, event: &NewEvent<'_>, plan: RecordPlan) -> Result<Outcome, StoreError> {
-        let RecordPlan { put, update, now, outcome } = plan;
+    pub async fn commit(
+        &self,
+        event: &NewEvent<'_>,
+        plan: RecordPlan,
+    ) -> Result<Outcome, StoreError> {
+        let RecordPlan {
+            put,
+            update,
+            now,
+            outcome,
+        } = plan;
         let Some(update) = update else {
             return self.put_once(put, outcome).await;
         };
@@ -184,13 +210,18 @@ impl EventStore {
                 Err(e) => e,
             };
             let codes = cancellation_codes(&err);
-            match (codes.first().map(String::as_str), codes.get(1).map(String::as_str)) {
+            match (
+                codes.first().map(String::as_str),
+                codes.get(1).map(String::as_str),
+            ) {
                 (Some("ConditionalCheckFailed"), _) => return Ok(Outcome::Duplicate),
                 (_, Some("ConditionalCheckFailed")) => {
                     let stale = self.event_put(event, "stale", now, &Effects::default())?;
                     return self.put_once(stale, Outcome::Stale).await;
                 }
-                _ if codes.iter().any(|c| c == "TransactionConflict") && attempt < CONFLICT_RETRIES => {
+                _ if codes.iter().any(|c| c == "TransactionConflict")
+                    && attempt < CONFLICT_RETRIES =>
+                {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
                 }
@@ -211,14 +242,23 @@ impl EventStore {
             .await;
         match res {
             Ok(_) => Ok(outcome),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
                 Ok(Outcome::Duplicate)
             }
             Err(e) => Err(dynamo_err("PutItem", e)),
         }
     }
 
-    fn event_put(&self, event: &NewEvent<'_>, status: &str, now: i64, effects: &Effects) -> Result<Put, StoreError> {
+    fn event_put(
+        &self,
+        event: &NewEvent<'_>,
+        status: &str,
+        now: i64,
+        effects: &Effects,
+    ) -> Result<Put, StoreError> {
         let mut item: Item = HashMap::new();
         item.insert(PK.into(), s(event_pk(event.source, event.event_id)));
         item.insert(SK.into(), s(EVENT_SK));
@@ -229,7 +269,10 @@ impl EventStore {
         item.insert("event_type".into(), s(event.event_type));
         item.insert("status".into(), s(status));
         item.insert("provider_ts".into(), n(event.provider_ts));
-        item.insert("body_sha256".into(), s(hex::encode(Sha256::digest(event.body))));
+        item.insert(
+            "body_sha256".into(),
+            s(hex::encode(Sha256::digest(event.body))),
+        );
         item.insert(TTL_ATTR.into(), n(now / 1000 + self.retention_secs));
         if event.body.len() <= MAX_STORED_BODY {
             item.insert("body".into(), AttributeValue::B(Blob::new(event.body)));
@@ -258,7 +301,12 @@ impl EventStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
-    fn change_update(&self, change: &StateChange, event_id: &str, now: i64) -> Result<Update, StoreError> {
+    fn change_update(
+        &self,
+        change: &StateChange,
+        event_id: &str,
+        now: i64,
+    ) -> Result<Update, StoreError> {
         let mut names = HashMap::from([
             ("#v".to_owned(), VERSION.to_owned()),
             ("#e".to_owned(), LAST_EVENT.to_owned()),
@@ -282,7 +330,12 @@ impl EventStore {
             values.insert(":d".into(), AttributeValue::Bool(true));
             set.push("#d = :d".into());
         } else {
-            for (idx, (name, value)) in change.attrs.iter().filter(|(k, _)| !k.starts_with('_')).enumerate() {
+            for (idx, (name, value)) in change
+                .attrs
+                .iter()
+                .filter(|(k, _)| !k.starts_with('_'))
+                .enumerate()
+            {
                 names.insert(format!("#a{idx}"), name.clone());
                 values.insert(format!(":a{idx}"), json_to_attr(value));
                 set.push(format!("#a{idx} = :a{idx}"));
@@ -305,7 +358,11 @@ impl EventStore {
     }
 
     /// Reads one event record.
-    pub async fn get_event(&self, source: &str, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
+    pub async fn get_event(
+        &self,
+        source: &str,
+        event_id: &str,
+    ) -> Result<Option<EventRecord>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -320,7 +377,11 @@ impl EventStore {
     }
 
     /// Reads one entity's state.
-    pub async fn get_entity(&self, kind: &str, id: &str) -> Result<Option<EntityRecord>, StoreError> {
+    pub async fn get_entity(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<EntityRecord>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -331,7 +392,9 @@ impl EventStore {
             .send()
             .await
             .map_err(|e| dynamo_err("GetItem", e))?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
         let attrs: StateAttrs = item
             .iter()
             .filter(|(k, _)| !k.starts_with('_') && *k != PK && *k != SK)
@@ -342,14 +405,22 @@ impl EventStore {
             id: get_s(&item, ID)?.to_owned(),
             version: get_n(&item, VERSION)?,
             last_event_id: get_s(&item, LAST_EVENT)?.to_owned(),
-            deleted: item.get(DELETED).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+            deleted: item
+                .get(DELETED)
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
             attrs,
         }))
     }
 
     /// Moves one follow-up from PENDING to `status`, conditionally, so that it is marked once.
     /// When the outbox then holds nothing pending, the event leaves the pending index.
-    pub async fn mark_action(&self, f: &FollowUp, status: ActionStatus) -> Result<MarkResult, StoreError> {
+    pub async fn mark_action(
+        &self,
+        f: &FollowUp,
+        status: ActionStatus,
+    ) -> Result<MarkResult, StoreError> {
         let pk = event_pk(&f.source, &f.event_id);
         let res = self
             .client
@@ -369,7 +440,10 @@ impl EventStore {
             .await;
         let out = match res {
             Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
                 return Ok(MarkResult::AlreadyFinished);
             }
             Err(e) => return Err(dynamo_err("UpdateItem", e)),
@@ -397,7 +471,11 @@ impl EventStore {
     }
 
     /// Events whose outbox has been pending since before `cutoff_ms`, oldest first, at most `limit`.
-    pub async fn pending_before(&self, cutoff_ms: i64, limit: i32) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn pending_before(
+        &self,
+        cutoff_ms: i64,
+        limit: i32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let out = self
             .client
             .query()
@@ -439,13 +517,22 @@ impl EventStore {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(dynamo_err("UpdateItem", e)),
         }
     }
 
     /// The most recent events of `source`, newest first.
-    pub async fn recent(&self, source: &str, limit: i32) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn recent(
+        &self,
+        source: &str,
+        limit: i32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let out = self
             .client
             .query()
@@ -532,13 +619,21 @@ mod tests {
     #[test]
     fn event_keys_round_trip() {
         let pk = event_pk("stripe", "evt_1#odd");
-        assert_eq!(parse_event_pk(&pk), Some(("stripe".into(), "evt_1#odd".into())));
+        assert_eq!(
+            parse_event_pk(&pk),
+            Some(("stripe".into(), "evt_1#odd".into()))
+        );
         assert_eq!(parse_event_pk("ENTITY#x#y"), None);
     }
 
     #[test]
     fn json_scalars_map_to_attributes_and_back() {
-        for v in [serde_json::json!("a"), serde_json::json!(12), serde_json::json!(true), serde_json::Value::Null] {
+        for v in [
+            serde_json::json!("a"),
+            serde_json::json!(12),
+            serde_json::json!(true),
+            serde_json::Value::Null,
+        ] {
             assert_eq!(attr_to_json(&json_to_attr(&v)), v);
         }
     }

@@ -238,12 +238,12 @@ pub enum MarkResult {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// DynamoDB refused or could not be reached.
-    #[error("dynamodb {op} failed: {source}")]
+    #[error("dynamodb {op} failed: {message}")]
     Dynamo {
         /// The operation attempted.
         op: &'static str,
         /// The SDK error, rendered with its cause chain.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        message: String,
     },
     /// A stored item did not have the shape this code writes.
     #[error("stored item is malformed: {0}")]

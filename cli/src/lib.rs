@@ -1,0 +1,240 @@
+//! The `hookline` command: run the stack on one machine, sign and send sample events, inspect the
+//! table, feed the follow-up queue to the worker, receive follow-up actions, redrive the DLQ.
+//!
+//! Every command talks to the local AWS emulator by default (`http://127.0.0.1:4566`, dummy
+//! credentials, `us-east-1`), so a fresh clone needs no AWS account. `--endpoint aws` (or
+//! `AWS_ENDPOINT_URL=aws`) uses the real AWS endpoints and the default credential chain instead.
+//! The commands live in one module each; [`cli`] is the argument grammar.
+
+#![allow(clippy::print_stdout)]
+
+/// `println!` that ends the process quietly when stdout is closed (`hookline ... | head`).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::emit(format_args!($($arg)*)) };
+}
+
+pub mod cli;
+pub mod events;
+pub mod local;
+pub mod pump;
+pub mod redrive;
+pub mod send;
+pub mod sink;
+
+use anyhow::{Context, bail};
+use hookline::receiver::ReceiverSpec;
+
+/// The documented local test secret, used by every function in `make dev` and the tests.
+///
+/// Not a real secret: Stripe keys its HMAC with the whole string, Standard Webhooks base64-decodes
+/// what follows `whsec_` (`hookline-local-test-secret`).
+pub const LOCAL_SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
+
+/// Where the local emulator (moto server) listens in `make dev`.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
+/// Region used locally when `AWS_REGION` is unset.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Table name of the local stack.
+pub const DEFAULT_TABLE: &str = "hookline-local";
+/// Follow-up queue name of the local stack (its DLQ is `<name>-dlq`).
+pub const DEFAULT_QUEUE: &str = "hookline-followups";
+/// Where `cargo lambda watch` serves in `make dev`.
+pub const DEFAULT_WATCH: &str = "http://127.0.0.1:9000";
+/// Where `hookline sink` listens in `make dev`.
+pub const DEFAULT_SINK_ADDR: &str = "127.0.0.1:9100";
+/// Every follow-up action kind the functions emit; `make dev` points each at the sink.
+pub const ACTION_KINDS: &[&str] = &[
+    "receipt",
+    "provision_access",
+    "revoke_access",
+    "notify_admin",
+    "welcome",
+    "analytics",
+];
+
+/// The webhook receiver functions `hookline send` knows, by function name.
+pub fn receiver(function: &str) -> anyhow::Result<ReceiverSpec> {
+    let specs = [payment_events::spec(), user_events::spec()];
+    let names: Vec<_> = specs.iter().map(|s| s.function).collect();
+    match specs.into_iter().find(|s| s.function == function) {
+        Some(spec) => Ok(spec),
+        None => bail!(
+            "unknown function {function:?}; known receivers: {}",
+            names.join(", ")
+        ),
+    }
+}
+
+/// Where AWS calls go.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    /// The SDK configuration.
+    pub sdk: aws_config::SdkConfig,
+    /// Human-readable endpoint, for error messages.
+    pub endpoint: String,
+}
+
+impl Aws {
+    /// Loads the SDK configuration for `endpoint` (a URL, or `aws` for the real endpoints).
+    ///
+    /// Against an emulator, missing credentials and region default to dummy values.
+    pub async fn load(endpoint: &str) -> Self {
+        let region = std::env::var("AWS_REGION")
+            .ok()
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        let loader = aws_config::from_env().region(aws_config::Region::new(region));
+        if endpoint == "aws" {
+            return Self {
+                sdk: loader.load().await,
+                endpoint: "AWS".to_owned(),
+            };
+        }
+        let mut loader = loader.endpoint_url(endpoint);
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "hookline-local",
+            ));
+        }
+        Self {
+            sdk: loader.load().await,
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
+    /// A DynamoDB client.
+    pub fn dynamo(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    /// An SQS client.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    /// The configured region.
+    pub fn region(&self) -> String {
+        self.sdk
+            .region()
+            .map_or_else(|| DEFAULT_REGION.to_owned(), ToString::to_string)
+    }
+
+    /// The error for a failed AWS call: what was attempted, and why; when the emulator cannot be
+    /// reached, only that (and how to start it) instead of the SDK's long connector error.
+    pub fn fail(&self, what: &str, err: impl std::fmt::Display) -> anyhow::Error {
+        let msg = err.to_string();
+        if self.endpoint != "AWS" && msg.contains("dispatch failure") {
+            anyhow::anyhow!(
+                "{what}: cannot reach the AWS emulator at {} (is it running? `make dev` starts it)",
+                self.endpoint
+            )
+        } else {
+            anyhow::anyhow!("{what}: {msg}")
+        }
+    }
+
+    /// The URL of the queue named `name`.
+    pub async fn queue_url(&self, name: &str) -> anyhow::Result<String> {
+        self.sqs()
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| self.fail(&format!("looking up queue {name:?}"), sdk_msg(e)))?
+            .queue_url
+            .context("GetQueueUrl returned no URL")
+    }
+}
+
+/// An AWS SDK error with its whole cause chain (the SDK's own Display says only "service error").
+pub fn sdk_msg(err: impl std::error::Error + Send + Sync + 'static) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+}
+
+/// Writes one line to stdout; exits with status 0 if the reader has gone away.
+pub fn emit(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("hookline: writing to stdout: {err}");
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Parses a duration like `30s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 500ms or 2m"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(std::time::Duration::from_secs(n)),
+        "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?}: unit must be ms, s or m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse_duration("30s"),
+            Ok(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(parse_duration("45"), Ok(std::time::Duration::from_secs(45)));
+        assert_eq!(
+            parse_duration("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("2m"),
+            Ok(std::time::Duration::from_secs(120))
+        );
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3h").is_err());
+    }
+
+    #[test]
+    fn receivers_are_known_by_function_name() {
+        assert!(receiver("payment-events").is_ok());
+        assert!(receiver("user-events").is_ok());
+        let err = receiver("nope").expect_err("unknown");
+        assert!(err.to_string().contains("payment-events"));
+    }
+
+    #[test]
+    fn local_secret_signs_under_both_schemes() {
+        use hookline::secret::Secret;
+        use hookline::verify::{Scheme, SignInput, sign};
+        let input = SignInput {
+            body: b"{}",
+            timestamp: 1_700_000_000,
+            id: "msg_1",
+            url: None,
+        };
+        for scheme in [Scheme::Stripe, Scheme::StandardWebhooks] {
+            let headers = sign(&scheme, &Secret::new(LOCAL_SECRET), &input);
+            assert!(headers.is_ok(), "{scheme:?}: {headers:?}");
+        }
+    }
+}

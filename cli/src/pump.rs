@@ -1,0 +1,354 @@
+//! `hookline pump`: does locally what the SQS event source mapping does in AWS. It long-polls the
+//! follow-up queue, hands each batch to the worker as an SQS event through the Lambda invoke API
+//! (`cargo lambda watch` serves it at `/2015-03-31/functions/<name>/invocations`), deletes the
+//! messages the worker did not report in `batchItemFailures`, and makes the failed ones visible
+//! again after a short backoff. It also invokes the reconciler on a timer, as its schedule does.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName, QueueAttributeName,
+};
+use serde_json::{Value, json};
+
+use crate::cli::PumpArgs;
+use crate::{Aws, sdk_msg};
+
+/// Most messages in one SQS receive (and one worker batch).
+const BATCH: i32 = 10;
+/// Long-poll wait while running, seconds (SQS allows up to 20).
+const LONG_POLL_SECS: i32 = 5;
+/// Wait of a receive in `--once` mode: short, so an empty queue ends the run quickly.
+const DRAIN_POLL_SECS: i32 = 1;
+/// Pause after an error (emulator or worker down) before trying again.
+const ERROR_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What one batch came to.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    /// Messages handed to the worker.
+    pub received: usize,
+    /// Messages done (deleted from the queue).
+    pub done: usize,
+    /// Messages left for a retry.
+    pub failed: usize,
+}
+
+struct Pump {
+    aws: Aws,
+    sqs: aws_sdk_sqs::Client,
+    http: reqwest::Client,
+    queue_url: String,
+    queue_arn: String,
+    worker_url: String,
+    retry_after: Duration,
+}
+
+/// Runs until interrupted, or (with `--once`) until the queue shows nothing more.
+pub async fn run(aws: &Aws, args: &PumpArgs) -> anyhow::Result<()> {
+    let queue_url = args.queue.url(aws).await?;
+    let sqs = aws.sqs();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| aws.fail(&format!("reading queue {queue_url}"), sdk_msg(e)))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        // The first invocation compiles the function under `cargo lambda watch`.
+        .timeout(Duration::from_secs(900))
+        .build()
+        .context("building the HTTP client")?;
+    let pump = Pump {
+        aws: aws.clone(),
+        sqs,
+        http,
+        queue_url,
+        queue_arn,
+        worker_url: args.worker_url.clone(),
+        retry_after: args.retry_after,
+    };
+
+    if args.once {
+        let mut total = Tally::default();
+        loop {
+            let t = pump.batch(DRAIN_POLL_SECS).await?;
+            if t.received == 0 {
+                break;
+            }
+            total.received += t.received;
+            total.done += t.done;
+            total.failed += t.failed;
+        }
+        out!(
+            "pump: {} message(s): {} done, {} left for retry",
+            total.received,
+            total.done,
+            total.failed
+        );
+        return Ok(());
+    }
+
+    out!(
+        "pump: {} -> {} (reconciler every {:?})",
+        pump.queue_url,
+        pump.worker_url,
+        args.reconcile_every
+    );
+    let mut last_reconcile = Instant::now();
+    loop {
+        if !args.reconcile_every.is_zero() && last_reconcile.elapsed() >= args.reconcile_every {
+            last_reconcile = Instant::now();
+            if let Err(err) = pump.reconcile(&args.reconciler_url).await {
+                eprintln!("pump: reconciler: {err:#}");
+            }
+        }
+        if let Err(err) = pump.batch(LONG_POLL_SECS).await {
+            eprintln!("pump: {err:#}");
+            tokio::time::sleep(ERROR_BACKOFF).await;
+        }
+    }
+}
+
+impl Pump {
+    /// Receives one batch, runs it through the worker, settles each message.
+    async fn batch(&self, wait_secs: i32) -> anyhow::Result<Tally> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(BATCH)
+            .wait_time_seconds(wait_secs)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| {
+                self.aws
+                    .fail("receiving from the follow-up queue", sdk_msg(e))
+            })?;
+        let messages = out.messages();
+        if messages.is_empty() {
+            return Ok(Tally::default());
+        }
+        let event = sqs_event(messages, &self.queue_arn, &self.aws.region());
+        let failed = match self.invoke(&event).await {
+            Ok(failed) => failed,
+            Err(err) => {
+                // The whole batch failed (worker down or crashed): retry every message.
+                eprintln!("pump: worker invocation failed: {err:#}");
+                messages
+                    .iter()
+                    .filter_map(|m| m.message_id().map(str::to_owned))
+                    .collect()
+            }
+        };
+        let (retry, done): (Vec<&Message>, Vec<&Message>) = messages
+            .iter()
+            .partition(|m| m.message_id().is_some_and(|id| failed.contains(id)));
+        for m in &done {
+            out!("pump: {} -> done", describe(m));
+        }
+        for m in &retry {
+            out!(
+                "pump: {} -> failed, retry in {:?} (receive #{})",
+                describe(m),
+                self.retry_after,
+                m.attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .map_or("?", String::as_str)
+            );
+        }
+        self.delete(&done).await?;
+        self.backoff(&retry).await?;
+        Ok(Tally {
+            received: messages.len(),
+            done: done.len(),
+            failed: retry.len(),
+        })
+    }
+
+    /// Invokes the worker; returns the ids it reported as failed.
+    async fn invoke(&self, event: &Value) -> anyhow::Result<HashSet<String>> {
+        let response = self
+            .http
+            .post(&self.worker_url)
+            .json(event)
+            .send()
+            .await
+            .with_context(|| {
+                format!(
+                    "POST {} (is `cargo lambda watch` running?)",
+                    self.worker_url
+                )
+            })?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .with_context(|| format!("worker answered {status} with a body that is not JSON"))?;
+        if !status.is_success() || body.get("errorType").is_some() {
+            anyhow::bail!("worker answered {status}: {body}");
+        }
+        Ok(body
+            .get("batchItemFailures")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.get("itemIdentifier")?.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    async fn delete(&self, messages: &[&Message]) -> anyhow::Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .sqs
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.aws.fail("deleting handled messages", sdk_msg(e)))?;
+        if !out.failed().is_empty() {
+            eprintln!(
+                "pump: {} handled message(s) could not be deleted; they will be delivered again \
+                 (the worker's marks make that harmless)",
+                out.failed().len()
+            );
+        }
+        Ok(())
+    }
+
+    async fn backoff(&self, messages: &[&Message]) -> anyhow::Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let secs = i32::try_from(self.retry_after.as_secs()).unwrap_or(i32::MAX);
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                    .visibility_timeout(secs)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.sqs
+            .change_message_visibility_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.aws.fail("setting the retry backoff", sdk_msg(e)))?;
+        Ok(())
+    }
+
+    /// One reconciler run (its scheduled event is ignored, so `{}` will do).
+    async fn reconcile(&self, url: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(url)
+            .json(&json!({}))
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() || body.get("errorType").is_some() {
+            anyhow::bail!("reconciler answered {status}: {body}");
+        }
+        if body.get("enqueued").and_then(Value::as_u64).unwrap_or(0) > 0 {
+            out!("pump: reconciler re-enqueued pending follow-ups: {body}");
+        }
+        Ok(())
+    }
+}
+
+/// `source/event_id action` of a follow-up message, or its id if the body is not one.
+fn describe(m: &Message) -> String {
+    m.body()
+        .and_then(|b| hookline::queue::decode(b).ok())
+        .map_or_else(
+            || format!("message {}", m.message_id().unwrap_or("?")),
+            |f| format!("{}/{} {}", f.source, f.event_id, f.action),
+        )
+}
+
+/// The SQS event Lambda's event source mapping would deliver for `messages`.
+pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, Value> = m
+                .attributes()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str().to_owned(), Value::from(v.as_str())))
+                .collect();
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_the_event_the_worker_reads() {
+        let m = Message::builder()
+            .message_id("m1")
+            .receipt_handle("r1")
+            .body(r#"{"source":"stripe","event_id":"evt_1","action":"receipt"}"#)
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "2")
+            .md5_of_body("abc")
+            .build();
+        let event = sqs_event(
+            std::slice::from_ref(&m),
+            "arn:aws:sqs:us-east-1:1:q",
+            "us-east-1",
+        );
+        let r = &event["Records"][0];
+        assert_eq!(r["messageId"], "m1");
+        assert_eq!(r["eventSource"], "aws:sqs");
+        assert_eq!(r["eventSourceARN"], "arn:aws:sqs:us-east-1:1:q");
+        assert_eq!(r["attributes"]["ApproximateReceiveCount"], "2");
+        assert_eq!(describe(&m), "stripe/evt_1 receipt");
+        let parsed: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_value(event).expect("the worker's event type reads it");
+        assert_eq!(parsed.records[0].message_id.as_deref(), Some("m1"));
+    }
+}

@@ -1,0 +1,78 @@
+//! `hookline redrive`: moves every message of the dead-letter queue back to the follow-up queue
+//! (receive, send, then delete what was sent), for after the cause of the failures is fixed.
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+
+use crate::cli::RedriveArgs;
+use crate::{Aws, sdk_msg};
+
+/// Moves messages until the DLQ shows none; prints how many moved.
+pub async fn run(aws: &Aws, args: &RedriveArgs) -> anyhow::Result<()> {
+    let queue_url = args.queue.url(aws).await?;
+    let dlq_url = match &args.dlq_url {
+        Some(url) => url.clone(),
+        None => aws.queue_url(&format!("{}-dlq", args.queue.queue)).await?,
+    };
+    let sqs = aws.sqs();
+    let mut moved = 0;
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| aws.fail("receiving from the dead-letter queue", sdk_msg(e)))?;
+        let messages = out.messages();
+        if messages.is_empty() {
+            break;
+        }
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(m.body().unwrap_or_default())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sent = sqs
+            .send_message_batch()
+            .queue_url(&queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| aws.fail("sending to the follow-up queue", sdk_msg(e)))?;
+        // Delete only what was sent; a refused entry stays on the DLQ for the next run.
+        let deletes = sent
+            .successful()
+            .iter()
+            .filter_map(|ok| {
+                let i: usize = ok.id().parse().ok()?;
+                let handle = messages.get(i)?.receipt_handle()?;
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(ok.id())
+                    .receipt_handle(handle)
+                    .build()
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        if deletes.is_empty() {
+            anyhow::bail!(
+                "the follow-up queue refused every message: {:?}",
+                sent.failed()
+            );
+        }
+        moved += deletes.len();
+        sqs.delete_message_batch()
+            .queue_url(&dlq_url)
+            .set_entries(Some(deletes))
+            .send()
+            .await
+            .map_err(|e| aws.fail("deleting from the dead-letter queue", sdk_msg(e)))?;
+    }
+    out!("redrive: moved {moved} message(s) from {dlq_url} to {queue_url}");
+    Ok(())
+}

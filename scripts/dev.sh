@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# `make dev`: the whole stack on one machine, no AWS account.
+#
+#   moto server (AWS emulator)   http://127.0.0.1:4566   table + queues as template.yaml declares
+#   hookline sink                http://127.0.0.1:9100   target of every follow-up action
+#   hookline pump                follow-up queue -> followup-worker, reconciler every 30 s
+#   cargo lambda watch           http://127.0.0.1:9000/lambda-url/<function>/   (foreground)
+#
+# HOOKLINE_SINK_FAIL_FIRST=N makes the sink answer 503 to its first N requests (watch the retries,
+# the DLQ after 5 receives, and `hookline redrive`). HOOKLINE_{MOTO,WATCH,SINK}_PORT move the ports.
+# Ctrl-C stops everything this run started. `scripts/dev.sh down` stops what a previous run left
+# behind (pids in .local/, which is git-ignored, as are the logs). Walk-through: docs/LOCAL.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+moto_port=${HOOKLINE_MOTO_PORT:-4566}
+watch_port=${HOOKLINE_WATCH_PORT:-9000}
+sink_port=${HOOKLINE_SINK_PORT:-9100}
+state=.local
+mkdir -p "$state"
+
+# Stops the process in $state/<name>.pid if it is still the one we started.
+stop() {
+  local name=$1 pidfile="$state/$1.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null && grep -qa -- "$2" "/proc/$pid/cmdline" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    echo "dev: stopped $name (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+down() {
+  stop pump hookline
+  stop sink hookline
+  stop moto moto_server
+}
+
+if [ "${1:-}" = down ]; then
+  down
+  exit 0
+fi
+
+bash scripts/bootstrap.sh
+export PATH="$PWD/.venv/bin:$PATH"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
+
+started=()
+cleanup() {
+  local name
+  for name in "${started[@]}"; do
+    case $name in
+      moto) stop moto moto_server ;;
+      *) stop "$name" hookline ;;
+    esac
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+answers() {
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+    "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null
+}
+
+if answers; then
+  echo "dev: emulator already answering at $AWS_ENDPOINT_URL"
+else
+  moto_server -H 127.0.0.1 -p "$moto_port" >"$state/moto.log" 2>&1 &
+  echo $! >"$state/moto.pid"
+  started+=(moto)
+  for _ in $(seq 150); do
+    answers && break
+    kill -0 "$(cat "$state/moto.pid")" 2>/dev/null || { cat "$state/moto.log"; exit 1; }
+    sleep 0.2
+  done
+  answers || { echo "dev: moto server did not answer; see $state/moto.log" >&2; exit 1; }
+  echo "dev: moto server at $AWS_ENDPOINT_URL (log: $state/moto.log)"
+fi
+
+cargo build -p hookline-cli
+hookline="${CARGO_TARGET_DIR:-target}/debug/hookline"
+"$hookline" local up --env-file "$state/lambda.env" --sink-url "http://127.0.0.1:$sink_port"
+
+# Background helpers: output to the terminal (prefixed) and to a log in .local/.
+background() {
+  local name=$1
+  shift
+  "$hookline" "$@" > >(tee "$state/$name.log" | sed -u "s/^/[$name] /") 2>&1 &
+  echo $! >"$state/$name.pid"
+  started+=("$name")
+}
+stop sink hookline
+stop pump hookline
+background sink sink --addr "127.0.0.1:$sink_port" --fail-first "${HOOKLINE_SINK_FAIL_FIRST:-0}"
+background pump pump \
+  --worker-url "http://127.0.0.1:$watch_port/2015-03-31/functions/followup-worker/invocations" \
+  --reconciler-url "http://127.0.0.1:$watch_port/2015-03-31/functions/reconciler/invocations"
+
+# Build the functions now so the first request does not wait for a compile (same command line
+# shape as the `cargo run --bin <function>` that `cargo lambda watch` runs, so it is reused).
+cargo build --bin payment-events --bin user-events --bin followup-worker --bin reconciler
+
+echo "dev: functions at http://127.0.0.1:$watch_port/lambda-url/<function>/ ; Ctrl-C stops everything"
+echo "dev: try: cargo run -p hookline-cli -- send payment-events events/payment-events/invoice.paid.json"
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$watch_port" \
+  --env-file "$state/lambda.env"
