@@ -62,7 +62,7 @@ def main():
     args = ap.parse_args()
 
     moto_port = free_port()
-    moto = subprocess.Popen([os.path.join(ROOT, ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
+    moto = subprocess.Popen([os.path.join(ROOT, ".venv/bin/python"), os.path.join(ROOT, "scripts/emulator.py"), "-H", "127.0.0.1", "-p", str(moto_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{moto_port}"
     wait_http(f"{endpoint}/moto-api/")

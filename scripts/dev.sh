@@ -35,7 +35,7 @@ stop() {
 down() {
   stop pump hookline
   stop sink hookline
-  stop moto moto_server
+  stop moto emulator.py
 }
 
 if [ "${1:-}" = down ]; then
@@ -53,7 +53,7 @@ cleanup() {
   local name
   for name in "${started[@]}"; do
     case $name in
-      moto) stop moto moto_server ;;
+      moto) stop moto emulator.py ;;
       *) stop "$name" hookline ;;
     esac
   done
@@ -69,7 +69,7 @@ answers() {
 if answers; then
   echo "dev: emulator already answering at $AWS_ENDPOINT_URL"
 else
-  moto_server -H 127.0.0.1 -p "$moto_port" >"$state/moto.log" 2>&1 &
+  python scripts/emulator.py -H 127.0.0.1 -p "$moto_port" >"$state/moto.log" 2>&1 &
   echo $! >"$state/moto.pid"
   started+=(moto)
   for _ in $(seq 150); do

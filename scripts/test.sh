@@ -15,7 +15,7 @@ bash scripts/lint-template.sh
 
 mkdir -p .local
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-moto_server -H 127.0.0.1 -p "$port" > .local/moto-test.log 2>&1 &
+python scripts/emulator.py -H 127.0.0.1 -p "$port" > .local/moto-test.log 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 python3 - "$port" <<'PY'
