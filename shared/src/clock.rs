@@ -39,7 +39,8 @@ impl FixedClock {
     }
     /// Moves the clock by `secs` seconds (negative moves it back).
     pub fn advance_secs(&self, secs: i64) {
-        self.0.fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
+        self.0
+            .fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
     }
 }
 

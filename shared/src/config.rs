@@ -155,12 +155,11 @@ impl ReceiverConfig {
 
     /// Reads from any source.
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        let secrets = Secrets::parse_list(&required(src, WEBHOOK_SECRETS)?).ok_or(
-            ConfigError::Invalid {
+        let secrets =
+            Secrets::parse_list(&required(src, WEBHOOK_SECRETS)?).ok_or(ConfigError::Invalid {
                 var: WEBHOOK_SECRETS,
                 reason: "no non-empty secret in the comma-separated list".into(),
-            },
-        )?;
+            })?;
         Ok(Self {
             secrets,
             tolerance_secs: number(src, SIGNATURE_TOLERANCE_SECS, DEFAULT_TOLERANCE_SECS, |t| {
@@ -291,15 +290,21 @@ mod tests {
         let mut s = src(BASE);
         s.insert(MAX_BODY_BYTES.into(), "lots".into());
         let err = ReceiverConfig::from_source(&s).expect_err("bad number");
-        assert!(matches!(err, ConfigError::Invalid { var: MAX_BODY_BYTES, .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                var: MAX_BODY_BYTES,
+                ..
+            }
+        ));
         s.insert(MAX_BODY_BYTES.into(), "0".into());
         assert!(ReceiverConfig::from_source(&s).is_err());
     }
 
     #[test]
     fn secrets_never_appear_in_errors() {
-        let err = ReceiverConfig::from_source(&src(&[(WEBHOOK_SECRETS, " , ")]))
-            .expect_err("empty list");
+        let err =
+            ReceiverConfig::from_source(&src(&[(WEBHOOK_SECRETS, " , ")])).expect_err("empty list");
         assert!(err.to_string().contains(WEBHOOK_SECRETS));
     }
 

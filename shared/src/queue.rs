@@ -118,7 +118,10 @@ pub async fn create_queues(client: &Client, name: &str) -> Result<(String, Strin
     let dlq = client
         .create_queue()
         .queue_name(format!("{name}-dlq"))
-        .attributes(QueueAttributeName::MessageRetentionPeriod, DLQ_RETENTION_SECS.to_string())
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            DLQ_RETENTION_SECS.to_string(),
+        )
         .send()
         .await
         .map_err(|e| sqs_err("CreateQueue", e))?;
@@ -140,7 +143,10 @@ pub async fn create_queues(client: &Client, name: &str) -> Result<(String, Strin
     let queue = client
         .create_queue()
         .queue_name(name)
-        .attributes(QueueAttributeName::VisibilityTimeout, VISIBILITY_TIMEOUT_SECS.to_string())
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            VISIBILITY_TIMEOUT_SECS.to_string(),
+        )
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .send()
         .await

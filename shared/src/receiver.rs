@@ -64,10 +64,18 @@ pub struct Receiver {
 
 impl Receiver {
     /// Builds the receiver from configuration and the AWS SDK configuration.
-    pub fn new(spec: ReceiverSpec, config: &ReceiverConfig, sdk: &SdkConfig) -> Result<Self, VerifyError> {
+    pub fn new(
+        spec: ReceiverSpec,
+        config: &ReceiverConfig,
+        sdk: &SdkConfig,
+    ) -> Result<Self, VerifyError> {
         let clock = clock::system();
-        let verifier = Verifier::new(spec.scheme.clone(), config.secrets.clone(), config.tolerance_secs)?
-            .with_clock(clock.clone());
+        let verifier = Verifier::new(
+            spec.scheme.clone(),
+            config.secrets.clone(),
+            config.tolerance_secs,
+        )?
+        .with_clock(clock.clone());
         let store = EventStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
             &config.store.table_name,
@@ -75,7 +83,13 @@ impl Receiver {
             clock,
         );
         let queue = FollowupQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
-        Ok(Self::from_parts(spec, verifier, config.max_body_bytes, store, queue))
+        Ok(Self::from_parts(
+            spec,
+            verifier,
+            config.max_body_bytes,
+            store,
+            queue,
+        ))
     }
 
     /// Assembles a receiver from ready parts (tests inject clients and clocks here).
@@ -107,7 +121,13 @@ impl Receiver {
     /// request built. Separate so that its cost can be measured on its own (benches/receiver.rs).
     pub fn prepare(&self, req: &Request) -> Result<Prepared, ApiError> {
         let body: &[u8] = req.body().as_ref();
-        guard(req.method(), req.headers(), body.len(), self.max_body_bytes, self.spec.content)?;
+        guard(
+            req.method(),
+            req.headers(),
+            body.len(),
+            self.max_body_bytes,
+            self.spec.content,
+        )?;
         let url = (self.spec.scheme == Scheme::Twilio).then(|| full_url(req));
         let verified = self.verifier.verify(&Incoming {
             headers: req.headers(),

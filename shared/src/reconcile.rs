@@ -67,6 +67,10 @@ pub async fn run(
             .await
             .map_err(|e| ReconcileError(e.to_string()))?;
     }
-    tracing::info!(events = report.events, enqueued = report.enqueued, "reconcile run");
+    tracing::info!(
+        events = report.events,
+        enqueued = report.enqueued,
+        "reconcile run"
+    );
     Ok(report)
 }

@@ -6,6 +6,7 @@
 //! own [`VerifyError`] variant, for logs and tests; the HTTP layer answers all of them with a bare
 //! 401 so a forger learns nothing.
 
+mod common;
 mod github;
 mod paddle;
 mod shopify;
@@ -15,13 +16,19 @@ mod static_header;
 mod stripe;
 mod twilio;
 
+use std::fmt;
 use std::str::FromStr;
 
+use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName};
 use serde::de::DeserializeOwned;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
 
 use crate::clock::{self, SharedClock};
 use crate::secret::{Secret, Secrets};
+
+pub use twilio::twilio_url_with_body_sha256;
 
 /// Default timestamp tolerance, past and future, for schemes that sign a time.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
@@ -185,6 +192,8 @@ pub struct SignInput<'a> {
 pub struct Verifier {
     scheme: Scheme,
     secrets: Secrets,
+    /// Per-secret MAC states keyed once here, so a request pays no key schedule.
+    keys: Keys,
     tolerance_secs: i64,
     clock: SharedClock,
 }
@@ -192,13 +201,15 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier on the system clock. Fails with [`VerifyError::InvalidSecret`] when a secret
     /// cannot serve this scheme.
+    ///
+    /// An empty secret is refused for every scheme; Standard Webhooks secrets must be base64,
+    /// with or without the `whsec_` prefix (as in the official libraries).
     pub fn new(scheme: Scheme, secrets: Secrets, tolerance_secs: i64) -> Result<Self, VerifyError> {
-        for s in secrets.iter() {
-            key_for(&scheme, s)?;
-        }
+        let keys = Keys::new(&scheme, &secrets)?;
         Ok(Self {
             scheme,
             secrets,
+            keys,
             tolerance_secs,
             clock: clock::system(),
         })
@@ -220,7 +231,7 @@ impl Verifier {
     pub fn verify<'a>(&self, req: &Incoming<'a>) -> Result<Verified<'a>, VerifyError> {
         let now = self.clock.now_secs();
         let ctx = Ctx {
-            secrets: &self.secrets,
+            keys: &self.keys,
             now,
             tolerance: self.tolerance_secs,
         };
@@ -266,15 +277,62 @@ pub fn sign(
 
 /// The MAC key a secret yields under a scheme (Standard Webhooks base64-decodes `whsec_` keys).
 fn key_for(scheme: &Scheme, secret: &Secret) -> Result<Vec<u8>, VerifyError> {
-    match scheme {
-        Scheme::StandardWebhooks => standard::key(secret),
-        _ => Ok(secret.expose().to_vec()),
+    let key = match scheme {
+        Scheme::StandardWebhooks => standard::key(secret)?,
+        _ => secret.expose().to_vec(),
+    };
+    if key.is_empty() {
+        return Err(VerifyError::InvalidSecret);
+    }
+    Ok(key)
+}
+
+type HmacSha256 = Hmac<Sha256>;
+type HmacSha1 = Hmac<Sha1>;
+
+/// Key material derived once from the configured secrets, in the order configured.
+#[derive(Clone)]
+pub(crate) enum Keys {
+    /// HMAC-SHA256 states with the key already absorbed (every scheme but Twilio and static).
+    Sha256(Vec<HmacSha256>),
+    /// HMAC-SHA1 states (Twilio).
+    Sha1(Vec<HmacSha1>),
+    /// SHA-256 digests of the static tokens: comparing digests hides the token's length.
+    Token(Vec<[u8; 32]>),
+}
+
+impl Keys {
+    fn new(scheme: &Scheme, secrets: &Secrets) -> Result<Self, VerifyError> {
+        // `new_from_slice` accepts any key length for HMAC; the error arm cannot happen.
+        let keys = secrets.iter().map(|s| key_for(scheme, s));
+        Ok(match scheme {
+            Scheme::Twilio => Self::Sha1(
+                keys.map(|k| HmacSha1::new_from_slice(&k?).map_err(|_| VerifyError::InvalidSecret))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Scheme::StaticHeader { .. } => Self::Token(
+                keys.map(|k| k.map(|k| Sha256::digest(k).into()))
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => Self::Sha256(
+                keys.map(|k| {
+                    HmacSha256::new_from_slice(&k?).map_err(|_| VerifyError::InvalidSecret)
+                })
+                .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keys([redacted])")
     }
 }
 
 /// What every scheme's `verify` receives besides the request.
 pub(crate) struct Ctx<'s> {
-    secrets: &'s Secrets,
+    keys: &'s Keys,
     now: i64,
     tolerance: i64,
 }
