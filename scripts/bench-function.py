@@ -4,7 +4,7 @@
 A minimal Lambda Runtime API (the protocol every Lambda runtime speaks) serves N signed Stripe
 events to the real `payment-events` binary, which records them in a moto server started here.
 Printed: time from process start to the first answer, CPU time per warm event, peak memory
-(VmHWM), and the answers' statuses. Usage (after `cargo build --release -p payment-events`):
+(VmHWM), and the answers' statuses. Usage (after `cargo build --release -p payment-events` and `cargo build -p hookline-cli`):
 
     .venv/bin/python scripts/bench-function.py [--events 10000] [--binary target/release/payment-events]
 """
@@ -36,6 +36,7 @@ def wait_http(url, tries=150):
 def apigw_event(n, now):
     sample = json.load(open(os.path.join(ROOT, "events/payment-events/invoice.paid.json")))
     sample["id"] = f"evt_bench_{n}"
+    sample["data"]["object"]["id"] = f"in_bench_{n}"
     sample["created"] = now
     body = json.dumps(sample, separators=(",", ":"))
     sig = hmac.new(SECRET.encode(), f"{now}.{body}".encode(), hashlib.sha256).hexdigest()
@@ -69,25 +70,36 @@ def main():
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="x",
                AWS_SECRET_ACCESS_KEY="x", TABLE_NAME="hookline-bench", FOLLOWUP_QUEUE_URL="",
                WEBHOOK_SECRETS=SECRET, AWS_LAMBDA_LOG_LEVEL="error")
-    up = subprocess.run([os.path.join(ROOT, "target/release/hookline"), "local", "up", "--table", "hookline-bench",
+    cli = next(p for p in (os.path.join(ROOT, "target", d, "hookline") for d in ("release", "debug")) if os.path.exists(p))
+    up = subprocess.run([cli, "local", "up", "--table", "hookline-bench",
                          "--queue", "hookline-bench"], env=env, capture_output=True, text=True)
     if up.returncode != 0:
         moto.kill()
         sys.exit(f"local up failed: {up.stderr}")
-    queue_url = next((l.split()[-1] for l in up.stdout.splitlines() if "queue" in l.lower() and "http" in l and "dlq" not in l.lower()), "")
+    queue_url = next(l.split()[-1] for l in up.stdout.splitlines() if l.startswith("queue "))
     env["FOLLOWUP_QUEUE_URL"] = queue_url
 
     now = int(time.time())
     events = [apigw_event(i, now) for i in range(args.events)]
     statuses, lock, done = {}, threading.Lock(), threading.Event()
     first_answer = {}
+    marks = []
     state = {"next": 0}
 
     class Api(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the real Runtime API
+
+        def setup(self):
+            super().setup()
+            # Headers and body go out in separate writes: without this, Nagle's algorithm and the
+            # client's delayed ACK add ~40 ms to every exchange.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, *a):
             pass
 
         def do_GET(self):
+            marks.append(("get", time.perf_counter()))
             with lock:
                 i = state["next"]
                 state["next"] += 1
@@ -106,6 +118,7 @@ def main():
             self.wfile.write(payload)
 
         def do_POST(self):
+            marks.append(("post", time.perf_counter()))
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if "/response" in self.path:
                 if not first_answer:
@@ -114,7 +127,7 @@ def main():
                 try:
                     st = json.loads(json.loads(body)["body"])["status"]
                 except Exception:
-                    st = "unparsed"
+                    st = f"unparsed: {body[:200]!r}"
                 with lock:
                     statuses[st] = statuses.get(st, 0) + 1
             else:
@@ -136,6 +149,7 @@ def main():
     end = time.perf_counter()
     hwm = peak_kib(proc.pid)
     cpu_total = cpu_secs(proc.pid)
+    print(f"debug: user {cpu_secs(proc.pid, 'user'):.2f}s sys {cpu_secs(proc.pid, 'sys'):.2f}s")
     proc.kill()
     moto.kill()
     server.shutdown()
@@ -145,12 +159,17 @@ def main():
     print(f"first answer after process start: {(first_answer['t'] - start) * 1000:.1f} ms (includes moto's first round trips)")
     print(f"CPU per warm event (user+sys of the function process): {(cpu_total - first_answer['cpu']) / warm * 1e6:.0f} us")
     print(f"wall per event incl. moto round trips: {(end - first_answer['t']) / warm * 1000:.2f} ms")
+    handling = [b[1] - a[1] for a, b in zip(marks, marks[1:]) if a[0] == "get" and b[0] == "post"]
+    between = [b[1] - a[1] for a, b in zip(marks, marks[1:]) if a[0] == "post" and b[0] == "get"]
+    print(f"debug: handling {sum(handling)/len(handling)*1000:.2f} ms, between {sum(between)/max(len(between),1)*1000:.2f} ms")
     print(f"peak memory (VmHWM): {hwm / 1024:.1f} MiB")
 
 
-def cpu_secs(pid):
+def cpu_secs(pid, part=None):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    user, system = int(fields[11]), int(fields[12])
+    ticks = {"user": user, "sys": system}.get(part, user + system)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def peak_kib(pid):

@@ -449,11 +449,15 @@ async fn no_secret_signature_or_body_reaches_a_log_line() {
         .unwrap()
         .to_owned();
     assert_eq!(rx.handle(forged).await.status(), 401);
-    let bad = b"{\"id\":\"evt_x\",\"type\":17,\"secret_marker\":\"BODY-MARKER\"}".to_vec();
-    assert_eq!(
-        rx.handle(signed(&spec, &bad, SECRET, "l")).await.status(),
-        400
-    );
+    // serde's own message would quote the value ("invalid type: string \"BODY-MARKER\"").
+    let bad =
+        b"{\"id\":\"evt_x\",\"type\":\"invoice.paid\",\"created\":\"BODY-MARKER\",\"data\":{}}"
+            .to_vec();
+    let resp = rx.handle(signed(&spec, &bad, SECRET, "l")).await;
+    assert_eq!(resp.status(), 400);
+    let message = answer(&resp)["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("line 1"), "{message}");
+    assert!(!message.contains("BODY-MARKER"), "{message}");
     // SQS refusing: the failure path logs too.
     let rx_noq = receiver(
         &stack,

@@ -47,11 +47,7 @@ fn describe_json(
     message_id: Option<&str>,
     signed_ts_secs: Option<i64>,
 ) -> Result<Described, ParseError> {
-    let message_id = message_id.ok_or_else(|| {
-        ParseError::from(<serde_json::Error as serde::de::Error>::custom(
-            "missing webhook-id (message id)",
-        ))
-    })?;
+    let message_id = message_id.ok_or_else(|| ParseError::missing("webhook-id (message id)"))?;
     let event: Event = serde_json::from_slice(body)?;
     Ok(describe_event(
         &event,

@@ -111,9 +111,51 @@ pub struct Verified<'a> {
 }
 
 /// The verified body is not the JSON shape expected.
-#[derive(Debug, thiserror::Error)]
-#[error("payload does not match the expected shape: {0}")]
-pub struct ParseError(#[from] serde_json::Error);
+///
+/// Its message says what kind of problem and where (line and column, and the name of a missing
+/// field), never a value from the body: serde's own messages quote values (`invalid type: string
+/// "..."`), and this message is logged and returned (invariant 6).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("payload does not match the expected shape: {detail}")]
+pub struct ParseError {
+    detail: String,
+}
+
+impl ParseError {
+    /// A required part of the delivery is absent; `what` is fixed text, never body data.
+    pub fn missing(what: &'static str) -> Self {
+        Self {
+            detail: format!("missing {what}"),
+        }
+    }
+}
+
+impl From<serde_json::Error> for ParseError {
+    fn from(e: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let kind = match e.classify() {
+            Category::Syntax => "invalid JSON",
+            Category::Eof => "truncated JSON",
+            Category::Data => "unexpected type or value",
+            Category::Io => "unreadable body",
+        };
+        let message = e.to_string();
+        // Field names come from our own types, so they are safe to repeat.
+        let missing = message
+            .split_once("missing field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(field, _)| field);
+        let detail = match missing {
+            Some(field) => format!(
+                "missing field `{field}` at line {}, column {}",
+                e.line(),
+                e.column()
+            ),
+            None => format!("{kind} at line {}, column {}", e.line(), e.column()),
+        };
+        Self { detail }
+    }
+}
 
 impl<'a> Verified<'a> {
     pub(crate) fn new(body: &'a [u8], meta: VerifiedMeta) -> Self {
