@@ -357,23 +357,32 @@ impl EventStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
+    /// A strongly consistent read of one item.
+    async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamo_err("GetItem", e))?;
+        Ok(out.item)
+    }
+
     /// Reads one event record.
     pub async fn get_event(
         &self,
         source: &str,
         event_id: &str,
     ) -> Result<Option<EventRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(event_pk(source, event_id)))
-            .key(SK, s(EVENT_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| dynamo_err("GetItem", e))?;
-        out.item.as_ref().map(parse_event).transpose()
+        self.get_item(event_pk(source, event_id), EVENT_SK)
+            .await?
+            .as_ref()
+            .map(parse_event)
+            .transpose()
     }
 
     /// Reads one entity's state.
@@ -382,17 +391,7 @@ impl EventStore {
         kind: &str,
         id: &str,
     ) -> Result<Option<EntityRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(entity_pk(kind, id)))
-            .key(SK, s(ENTITY_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| dynamo_err("GetItem", e))?;
-        let Some(item) = out.item else {
+        let Some(item) = self.get_item(entity_pk(kind, id), ENTITY_SK).await? else {
             return Ok(None);
         };
         let attrs: StateAttrs = item
@@ -490,13 +489,7 @@ impl EventStore {
             .send()
             .await
             .map_err(|e| dynamo_err("Query", e))?;
-        out.items()
-            .iter()
-            .map(|item| {
-                let pk = get_s(item, PK)?;
-                parse_event_pk(pk).ok_or_else(|| StoreError::Corrupt(format!("event key {pk:?}")))
-            })
-            .collect()
+        event_keys(out.items())
     }
 
     /// Moves a pending event's place in the pending index to now, after re-enqueueing it, so the
@@ -546,14 +539,19 @@ impl EventStore {
             .send()
             .await
             .map_err(|e| dynamo_err("Query", e))?;
-        out.items()
-            .iter()
-            .map(|item| {
-                let pk = get_s(item, PK)?;
-                parse_event_pk(pk).ok_or_else(|| StoreError::Corrupt(format!("event key {pk:?}")))
-            })
-            .collect()
+        event_keys(out.items())
     }
+}
+
+/// The (source, event id) of each event item an index query returned.
+fn event_keys(items: &[Item]) -> Result<Vec<(String, String)>, StoreError> {
+    items
+        .iter()
+        .map(|item| {
+            let pk = get_s(item, PK)?;
+            parse_event_pk(pk).ok_or_else(|| StoreError::Corrupt(format!("event key {pk:?}")))
+        })
+        .collect()
 }
 
 /// `EVENT#<source>#<event id>` → (source, event id). Sources never contain `#`.
