@@ -97,6 +97,10 @@ pub struct SendArgs {
     /// command does not know yet; JSON bodies.
     #[arg(long)]
     pub scheme: Option<String>,
+    /// Print the signed API Gateway (HTTP API, payload v2) request event instead of posting it,
+    /// for `cargo lambda invoke --data-file`.
+    #[arg(long)]
+    pub apigw: bool,
 }
 
 /// `hookline events ...`

@@ -30,12 +30,13 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
     });
     let id = delivery_id(&scheme, &body, args.id.as_deref());
     let secret = Secret::new(args.secret.as_deref().unwrap_or(LOCAL_SECRET).as_bytes());
+    let now = now_secs();
     let headers = sign(
         &scheme,
         &secret,
         &SignInput {
             body: &body,
-            timestamp: now_secs(),
+            timestamp: now,
             id: &id,
             url: Some(&url),
         },
@@ -43,6 +44,14 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
     .map_err(|e| anyhow::anyhow!("signing with the {scheme:?} scheme: {e}"))?;
 
     let content_type = content.mime();
+    if args.apigw {
+        // The route the template gives the function: /webhooks/<source>.
+        let route = receiver(&args.function)
+            .map_or_else(|_| args.function.clone(), |s| s.source.to_owned());
+        let event = apigw_event(&route, content_type, &headers, &body, now);
+        out!("{}", serde_json::to_string_pretty(&event)?);
+        return Ok(true);
+    }
     let client = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .build()
@@ -70,6 +79,53 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
         Err(_) => out!("{text}"),
     }
     Ok(status.is_success())
+}
+
+/// The API Gateway HTTP API (payload v2) request event that delivers `body` with `headers` to
+/// `POST /webhooks/<route>`: the shape `cargo lambda invoke --data-file` feeds the function.
+fn apigw_event(
+    route: &str,
+    content_type: &str,
+    headers: &[(http::HeaderName, String)],
+    body: &[u8],
+    now: i64,
+) -> serde_json::Value {
+    let path = format!("/webhooks/{route}");
+    let mut hdrs = serde_json::Map::new();
+    hdrs.insert("content-type".into(), content_type.into());
+    hdrs.insert("host".into(), "hookline.local".into());
+    for (name, value) in headers {
+        hdrs.insert(name.as_str().into(), value.as_str().into());
+    }
+    let (body, base64) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, body),
+            true,
+        ),
+    };
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": format!("POST {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": hdrs,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "hookline.local",
+            "domainPrefix": "hookline",
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "hookline-cli"},
+            "requestId": format!("local-{now}"),
+            "routeKey": format!("POST {path}"),
+            "stage": "$default",
+            "time": "",
+            "timeEpoch": now * 1000,
+        },
+        "body": body,
+        "isBase64Encoded": base64,
+    })
 }
 
 /// The id the scheme's headers carry: `--id`, else the body's own `id` for Stripe (which puts its
