@@ -2,11 +2,21 @@
 """Runs a release receiver binary as Lambda would and prints what it costs.
 
 A minimal Lambda Runtime API (the protocol every Lambda runtime speaks) serves N signed Stripe
-events to the real `payment-events` binary, which records them in a moto server started here.
-Printed: time from process start to the first answer, CPU time per warm event, peak memory
-(VmHWM), and the answers' statuses. Usage (after `cargo build --release -p payment-events` and `cargo build -p hookline-cli`):
+events (distinct events, distinct invoices) to the real `payment-events` binary. Printed: time
+from process start to the first answer, CPU time per warm event, peak memory (VmHWM), and the
+answers' statuses.
 
-    .venv/bin/python scripts/bench-function.py [--events 10000] [--binary target/release/payment-events]
+AWS behind it, one of:
+  --aws stub  (default) a keep-alive HTTP stub answering every DynamoDB and SQS call with an
+              empty success, as fast as it can: isolates the function's own CPU and memory, and
+              keeps connections open as AWS does. 10,000 events take a few seconds.
+  --aws moto  the local emulator (scripts/emulator.py), real conditional writes. moto answers
+              every call with `Connection: close` and slows as the table grows (about 70 ms per
+              event after a few hundred), so use a few hundred events.
+
+Usage (after `cargo build --release -p payment-events` and `cargo build -p hookline-cli`):
+
+    .venv/bin/python scripts/bench-function.py [--events 10000] [--aws stub|moto]
 """
 import argparse, hashlib, hmac, json, os, socket, subprocess, sys, threading, time, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +41,64 @@ def wait_http(url, tries=150):
         except Exception:
             time.sleep(0.2)
     sys.exit(f"{url} did not answer")
+
+
+class Proc:
+    def __init__(self, popen):
+        self.popen = popen
+
+    def stop(self):
+        self.popen.kill()
+
+
+def start_moto(env):
+    port = free_port()
+    moto = subprocess.Popen([os.path.join(ROOT, ".venv/bin/python"), os.path.join(ROOT, "scripts/emulator.py"),
+                             "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_http(f"{endpoint}/moto-api/")
+    cli = next(p for p in (os.path.join(ROOT, "target", d, "hookline") for d in ("release", "debug")) if os.path.exists(p))
+    up = subprocess.run([cli, "local", "up", "--endpoint", endpoint, "--table", "hookline-bench", "--queue", "hookline-bench"],
+                        env=env, capture_output=True, text=True)
+    if up.returncode != 0:
+        moto.kill()
+        sys.exit(f"local up failed: {up.stderr}")
+    queue_url = next(l.split()[-1] for l in up.stdout.splitlines() if l.startswith("queue "))
+    return Proc(moto), endpoint, queue_url
+
+
+def start_stub():
+    """Every AWS JSON-protocol call answered with an empty success, on kept-alive connections."""
+
+    class Stub(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"{}"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("x-amzn-RequestId", "stub")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Stub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    class Handle:
+        def stop(self):
+            server.shutdown()
+
+    return Handle(), f"http://127.0.0.1:{port}"
 
 
 def apigw_event(n, now):
@@ -60,30 +128,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=10000)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/payment-events"))
+    ap.add_argument("--aws", choices=["stub", "moto"], default="stub")
     args = ap.parse_args()
 
-    moto_port = free_port()
-    moto = subprocess.Popen([os.path.join(ROOT, ".venv/bin/python"), os.path.join(ROOT, "scripts/emulator.py"), "-H", "127.0.0.1", "-p", str(moto_port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{moto_port}"
-    wait_http(f"{endpoint}/moto-api/")
-    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="x",
-               AWS_SECRET_ACCESS_KEY="x", TABLE_NAME="hookline-bench", FOLLOWUP_QUEUE_URL="",
-               WEBHOOK_SECRETS=SECRET, AWS_LAMBDA_LOG_LEVEL="error")
-    cli = next(p for p in (os.path.join(ROOT, "target", d, "hookline") for d in ("release", "debug")) if os.path.exists(p))
-    up = subprocess.run([cli, "local", "up", "--table", "hookline-bench",
-                         "--queue", "hookline-bench"], env=env, capture_output=True, text=True)
-    if up.returncode != 0:
-        moto.kill()
-        sys.exit(f"local up failed: {up.stderr}")
-    queue_url = next(l.split()[-1] for l in up.stdout.splitlines() if l.startswith("queue "))
-    env["FOLLOWUP_QUEUE_URL"] = queue_url
+    env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x",
+               TABLE_NAME="hookline-bench", WEBHOOK_SECRETS=SECRET, AWS_LAMBDA_LOG_LEVEL="error")
+    if args.aws == "moto":
+        aws, env["AWS_ENDPOINT_URL"], env["FOLLOWUP_QUEUE_URL"] = start_moto(env)
+    else:
+        aws, env["AWS_ENDPOINT_URL"] = start_stub()
+        env["FOLLOWUP_QUEUE_URL"] = env["AWS_ENDPOINT_URL"] + "/000000000000/hookline-bench"
 
     now = int(time.time())
     events = [apigw_event(i, now) for i in range(args.events)]
     statuses, lock, done = {}, threading.Lock(), threading.Event()
     first_answer = {}
-    marks = []
     state = {"next": 0}
 
     class Api(BaseHTTPRequestHandler):
@@ -99,7 +158,6 @@ def main():
             pass
 
         def do_GET(self):
-            marks.append(("get", time.perf_counter()))
             with lock:
                 i = state["next"]
                 state["next"] += 1
@@ -118,7 +176,6 @@ def main():
             self.wfile.write(payload)
 
         def do_POST(self):
-            marks.append(("post", time.perf_counter()))
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if "/response" in self.path:
                 if not first_answer:
@@ -149,27 +206,21 @@ def main():
     end = time.perf_counter()
     hwm = peak_kib(proc.pid)
     cpu_total = cpu_secs(proc.pid)
-    print(f"debug: user {cpu_secs(proc.pid, 'user'):.2f}s sys {cpu_secs(proc.pid, 'sys'):.2f}s")
     proc.kill()
-    moto.kill()
+    aws.stop()
     server.shutdown()
     warm = max(args.events - 1, 1)
-    print(f"binary: {args.binary} ({os.path.getsize(args.binary) / 1e6:.1f} MB)")
+    print(f"binary: {args.binary} ({os.path.getsize(args.binary) / 1e6:.1f} MB), AWS: {args.aws}")
     print(f"events: {args.events}, answers: {statuses}")
-    print(f"first answer after process start: {(first_answer['t'] - start) * 1000:.1f} ms (includes moto's first round trips)")
+    print(f"first answer after process start: {(first_answer['t'] - start) * 1000:.1f} ms (includes the first AWS round trips)")
     print(f"CPU per warm event (user+sys of the function process): {(cpu_total - first_answer['cpu']) / warm * 1e6:.0f} us")
-    print(f"wall per event incl. moto round trips: {(end - first_answer['t']) / warm * 1000:.2f} ms")
-    handling = [b[1] - a[1] for a, b in zip(marks, marks[1:]) if a[0] == "get" and b[0] == "post"]
-    between = [b[1] - a[1] for a, b in zip(marks, marks[1:]) if a[0] == "post" and b[0] == "get"]
-    print(f"debug: handling {sum(handling)/len(handling)*1000:.2f} ms, between {sum(between)/max(len(between),1)*1000:.2f} ms")
+    print(f"wall per event incl. AWS round trips: {(end - first_answer['t']) / warm * 1000:.2f} ms")
     print(f"peak memory (VmHWM): {hwm / 1024:.1f} MiB")
 
 
-def cpu_secs(pid, part=None):
+def cpu_secs(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    user, system = int(fields[11]), int(fields[12])
-    ticks = {"user": user, "sys": system}.get(part, user + system)
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_kib(pid):
