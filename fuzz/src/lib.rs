@@ -46,11 +46,15 @@ fn names(scheme: &Scheme) -> &'static [&'static str] {
     }
 }
 
-/// A scheme's secret: Standard Webhooks wants base64 after `whsec_`.
-fn secret(scheme: &Scheme) -> Secret {
+/// A scheme's signing secret and a second, older one (rotation); Standard Webhooks wants base64
+/// after `whsec_`.
+fn secrets(scheme: &Scheme) -> (Secret, Secret) {
     match scheme {
-        Scheme::StandardWebhooks => Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-        _ => Secret::new("fuzz-secret"),
+        Scheme::StandardWebhooks => (
+            Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            Secret::new("whsec_YW5vdGhlciBzZWNyZXQ="),
+        ),
+        _ => (Secret::new("fuzz-secret"), Secret::new("another-secret")),
     }
 }
 
@@ -88,9 +92,8 @@ fn try_run(scheme: Scheme, data: &[u8]) -> Result<()> {
     }
     let body = u.take_rest();
 
-    let key = secret(&scheme);
-    let secrets = Secrets::new(vec![Secret::new("another-secret-b2s="), key.clone()])
-        .expect("non-empty");
+    let (key, older) = secrets(&scheme);
+    let secrets = Secrets::new(vec![older, key.clone()]).expect("non-empty");
     let verifier = Verifier::new(scheme.clone(), secrets, tolerance)
         .expect("valid secrets")
         .with_clock(FixedClock::at_secs(now));
@@ -114,11 +117,11 @@ fn try_run(scheme: Scheme, data: &[u8]) -> Result<()> {
             }
         }
         // At most one header changed.
-        if let Some((name, value)) = values.into_iter().next() {
-            if let Ok(value) = HeaderValue::from_bytes(&value) {
-                headers.insert(HeaderName::from_static(name), value);
-                touched = true;
-            }
+        if let Some((name, value)) = values.into_iter().next()
+            && let Ok(value) = HeaderValue::from_bytes(&value)
+        {
+            headers.insert(HeaderName::from_static(name), value);
+            touched = true;
         }
     } else {
         for (name, value) in values {
@@ -134,12 +137,11 @@ fn try_run(scheme: Scheme, data: &[u8]) -> Result<()> {
         url: url.as_deref(),
     };
     let result = verifier.verify(&req);
-    if genuine && !touched && !headers.is_empty() {
-        // An untouched, genuinely signed request verifies. Twilio signs a form only when the body
-        // is one (UTF-8 after decoding), so a refused body there is expected.
-        if !matches!(scheme, Scheme::Twilio) {
-            assert!(result.is_ok(), "genuine request refused: {result:?}");
-        }
+    // An untouched, genuinely signed request verifies. (Not for a Twilio URL that carries its own
+    // `bodySHA256`: that one names some other body.)
+    let foreign_hash = url.as_deref().is_some_and(|u| u.contains("bodySHA256"));
+    if genuine && !touched && !headers.is_empty() && !foreign_hash {
+        assert!(result.is_ok(), "genuine request refused: {result:?}");
     }
     if let Ok(verified) = result {
         assert_eq!(verified.body(), body);

@@ -3,9 +3,9 @@
 //! What is signed depends on the request:
 //! - **Form bodies** (`Content-Type: application/x-www-form-urlencoded`): the full URL, then
 //!   every parameter's name and value concatenated, sorted by name (then by value, for repeated
-//!   names; byte order, as Twilio's libraries do). Parameters are decoded strictly: a name or
-//!   value that is not UTF-8 after percent-decoding can never have been signed by Twilio and is
-//!   [`VerifyError::SignatureMismatch`]. Because Twilio signs the decoded parameters, equivalent
+//!   names; byte order, as Twilio's libraries do). Parameters are decoded strictly: a body that
+//!   is not UTF-8, or a name or value that is not UTF-8 after percent-decoding, can never have
+//!   been signed by Twilio and is [`VerifyError::SignatureMismatch`]. Because Twilio signs the decoded parameters, equivalent
 //!   encodings of the same form (`%20` or `+`, another order) verify alike; that is the scheme.
 //! - **JSON and other bodies**: Twilio adds `bodySHA256=<hex SHA-256 of the body>` to the URL's
 //!   query and signs the URL alone. The body must hash to that value (compared in constant time);
@@ -175,17 +175,16 @@ fn body_sha256(url: &str) -> Result<Option<&str>, VerifyError> {
     Ok(found)
 }
 
-/// The form's parameters, decoded strictly (UTF-8), sorted by name then value. Names and values
-/// with nothing to decode are borrowed from the body, not copied.
+/// The form's parameters, decoded strictly (UTF-8), sorted by name then value. A form body is
+/// ASCII by construction, so a body that is not UTF-8 is refused before any decoding. Names and
+/// values with nothing to decode are borrowed from the body, not copied.
 fn sorted_params(body: &[u8]) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
+    let body = std::str::from_utf8(body).ok()?;
     let mut params = body
-        .split(|&b| b == b'&')
+        .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
-            let (name, value) = match pair.iter().position(|&b| b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &[][..]),
-            };
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             Some((form_decode(name)?, form_decode(value)?))
         })
         .collect::<Option<Vec<_>>>()?;
@@ -195,13 +194,13 @@ fn sorted_params(body: &[u8]) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
 
 /// `application/x-www-form-urlencoded` decoding (`+` is a space; a `%` not followed by two hex
 /// digits stays literal, as in the WHATWG URL standard), refusing non-UTF-8 results.
-fn form_decode(raw: &[u8]) -> Option<Cow<'_, str>> {
-    let special = |b: &u8| matches!(b, b'+' | b'%');
-    if !raw.iter().any(special) {
-        return std::str::from_utf8(raw).ok().map(Cow::Borrowed);
+fn form_decode(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.contains('%') && !raw.contains('+') {
+        return Some(Cow::Borrowed(raw));
     }
+    let special = |b: &u8| matches!(b, b'+' | b'%');
     let mut out = Vec::with_capacity(raw.len());
-    let mut rest = raw;
+    let mut rest = raw.as_bytes();
     while let Some(i) = rest.iter().position(special) {
         out.extend_from_slice(&rest[..i]);
         let escaped = match rest.get(i + 1..i + 3) {
@@ -292,18 +291,17 @@ mod tests {
 
     #[test]
     fn form_decoding_is_strict_about_utf8_only() {
-        assert_eq!(form_decode(b"a+b%20c%zz%4").as_deref(), Some("a b c%zz%4"));
+        assert_eq!(form_decode("a+b%20c%zz%4").as_deref(), Some("a b c%zz%4"));
+        assert_eq!(form_decode("%C3%A9%c3%a9").as_deref(), Some("\u{e9}\u{e9}"));
+        assert_eq!(form_decode("%%41%").as_deref(), Some("%A%"));
+        assert!(matches!(form_decode("plain"), Some(Cow::Borrowed("plain"))));
+        assert_eq!(form_decode("%FF"), None);
+        assert_eq!(sorted_params(b"a=\xff"), None);
         assert_eq!(
-            form_decode(b"%C3%A9%c3%a9").as_deref(),
-            Some("\u{e9}\u{e9}")
+            sorted_params(b"a=\xc3%A9"),
+            None,
+            "raw non-UTF-8, even if it decodes"
         );
-        assert_eq!(form_decode(b"%%41%").as_deref(), Some("%A%"));
-        assert!(matches!(
-            form_decode(b"plain"),
-            Some(Cow::Borrowed("plain"))
-        ));
-        assert_eq!(form_decode(b"%FF"), None);
-        assert_eq!(form_decode(b"\xff"), None);
         assert_eq!(
             sorted_params(b"b=2&a=1&&c&a=0"),
             Some(vec![
