@@ -16,6 +16,7 @@
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// `user.created`
 pub const USER_CREATED: &str = "user.created";
@@ -59,16 +60,20 @@ struct RawEvent {
     timestamp: Option<i64>,
     #[serde(default)]
     instance_id: Option<String>,
+    /// Kept as raw text and parsed once into the type the event names (no `Value` tree).
     #[serde(default)]
-    data: Value,
+    data: Option<Box<RawValue>>,
 }
 
 impl TryFrom<RawEvent> for Event {
     type Error = serde_json::Error;
 
     fn try_from(raw: RawEvent) -> Result<Self, Self::Error> {
-        fn data<T: de::DeserializeOwned>(t: &str, data: Value) -> Result<T, serde_json::Error> {
-            serde_json::from_value(data)
+        fn data<T: de::DeserializeOwned>(
+            t: &str,
+            data: Option<Box<RawValue>>,
+        ) -> Result<T, serde_json::Error> {
+            serde_json::from_str(data.as_deref().map_or("null", RawValue::get))
                 .map_err(|e| de::Error::custom(format_args!("data of a {t} event: {e}")))
         }
         let t = raw.event_type.as_str();
