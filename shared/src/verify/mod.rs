@@ -14,6 +14,7 @@ mod slack;
 mod standard;
 mod static_header;
 mod stripe;
+mod timestamped;
 mod twilio;
 
 use std::fmt;
