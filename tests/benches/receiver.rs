@@ -10,13 +10,12 @@ use hmac::{Hmac, Mac};
 use hookline::clock::FixedClock;
 use hookline::queue::FollowupQueue;
 use hookline::receiver::Receiver;
-use hookline::secret::{Secret, Secrets};
+use hookline::secret::Secrets;
 use hookline::store::EventStore;
-use hookline::verify::{SignInput, Verifier};
-use lambda_http::Body;
+use hookline::verify::Verifier;
 use sha2::Sha256;
 
-const SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
+use hookline_tests::LOCAL_SECRET as SECRET;
 const NOW: i64 = 1_750_000_000;
 
 /// The invoice.paid sample padded with metadata to 4 KiB.
@@ -67,25 +66,7 @@ fn bench(c: &mut Criterion) {
     let rx = Receiver::from_parts(spec.clone(), verifier, 1 << 18, store, queue);
 
     let body = body_4k();
-    let headers = hookline::verify::sign(
-        &spec.scheme,
-        &Secret::new(SECRET),
-        &SignInput {
-            body: &body,
-            timestamp: NOW,
-            id: "b",
-            url: None,
-        },
-    )
-    .unwrap();
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri("https://hooks.test/webhooks/stripe")
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        req = req.header(k, v);
-    }
-    let req: lambda_http::Request = req.body(Body::Binary(body.clone())).unwrap();
+    let req = hookline_tests::signed_request(&spec.scheme, &body, SECRET, "b", NOW);
     assert!(rx.prepare(&req).is_ok(), "the benchmarked request is valid");
 
     let mut g = c.benchmark_group("receiver_4KiB");

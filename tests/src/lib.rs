@@ -286,6 +286,38 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> anyhow::Result<Receiv
     })
 }
 
+/// The documented local test secret (the same one `make dev` uses).
+pub const LOCAL_SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
+
+/// A JSON POST of `body` signed under `scheme` as its sender would, with `secret`, at `timestamp`.
+pub fn signed_request(
+    scheme: &hookline::verify::Scheme,
+    body: &[u8],
+    secret: &str,
+    delivery_id: &str,
+    timestamp: i64,
+) -> lambda_http::Request {
+    let headers = hookline::verify::sign(
+        scheme,
+        &hookline::secret::Secret::new(secret),
+        &hookline::verify::SignInput {
+            body,
+            timestamp,
+            id: delivery_id,
+            url: None,
+        },
+    )
+    .unwrap();
+    let mut b = http::Request::builder()
+        .method("POST")
+        .uri("https://hooks.test/webhooks")
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    b.body(lambda_http::Body::Binary(body.to_vec())).unwrap()
+}
+
 /// Test logging: silent unless `TEST_LOG` is set.
 pub fn init_test_log() {
     if std::env::var_os("TEST_LOG").is_some() {

@@ -11,7 +11,7 @@ use hookline::verify::Verifier;
 use hookline_tests::Stack;
 use lambda_http::Body;
 
-const SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
+use hookline_tests::LOCAL_SECRET as SECRET;
 
 async fn check(function: &str, spec: ReceiverSpec) {
     let dir = format!("{}/../events/{function}/apigw", env!("CARGO_MANIFEST_DIR"));

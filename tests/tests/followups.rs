@@ -218,7 +218,7 @@ async fn sqs_refusing_sends_loses_nothing_the_reconciler_enqueues_and_each_actio
     let clock = FixedClock::at_secs(NOW);
     let shared: SharedClock = clock.clone();
     let spec = payment_events::spec();
-    let secret = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
+    let secret = hookline_tests::LOCAL_SECRET;
     let verifier = hookline::verify::Verifier::new(
         spec.scheme.clone(),
         hookline::secret::Secrets::parse_list(secret).unwrap(),
@@ -241,27 +241,8 @@ async fn sqs_refusing_sends_loses_nothing_the_reconciler_enqueues_and_each_actio
     .unwrap();
     v["id"] = "evt_lost_1".into();
     let body_bytes = serde_json::to_vec(&v).unwrap();
-    let headers = hookline::verify::sign(
-        &spec.scheme,
-        &hookline::secret::Secret::new(secret),
-        &hookline::verify::SignInput {
-            body: &body_bytes,
-            timestamp: NOW,
-            id: "x",
-            url: None,
-        },
-    )
-    .unwrap();
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri("https://h/w")
-        .header("content-type", "application/json");
-    for (k, val) in headers {
-        req = req.header(k, val);
-    }
-    let resp = rx
-        .handle(req.body(lambda_http::Body::Binary(body_bytes)).unwrap())
-        .await;
+    let req = hookline_tests::signed_request(&spec.scheme, &body_bytes, secret, "x", NOW);
+    let resp = rx.handle(req).await;
     assert_eq!(
         resp.status(),
         200,

@@ -9,14 +9,13 @@ use std::sync::{Arc, Mutex};
 use hookline::clock::{FixedClock, SharedClock};
 use hookline::queue::FollowupQueue;
 use hookline::receiver::{Receiver, ReceiverSpec};
-use hookline::secret::{Secret, Secrets};
+use hookline::secret::Secrets;
 use hookline::store::ActionStatus;
-use hookline::verify::{SignInput, Verifier};
-use hookline_tests::{Stack, init_test_log};
+use hookline::verify::Verifier;
+use hookline_tests::{LOCAL_SECRET as SECRET, Stack, init_test_log, signed_request};
 use lambda_http::{Body, Request};
 use serde_json::Value;
 
-const SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
 const NOW: i64 = 1_750_000_000;
 
 fn receiver(stack: &Stack, spec: ReceiverSpec, clock: &SharedClock, queue_url: &str) -> Receiver {
@@ -53,25 +52,7 @@ fn stripe_event(name: &str, id: &str, created: i64) -> Vec<u8> {
 }
 
 fn signed(spec: &ReceiverSpec, body: &[u8], secret: &str, delivery_id: &str) -> Request {
-    let headers = hookline::verify::sign(
-        &spec.scheme,
-        &Secret::new(secret),
-        &SignInput {
-            body,
-            timestamp: NOW,
-            id: delivery_id,
-            url: None,
-        },
-    )
-    .unwrap();
-    let mut b = http::Request::builder()
-        .method("POST")
-        .uri("https://hooks.test/webhooks")
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        b = b.header(k, v);
-    }
-    b.body(Body::Binary(body.to_vec())).unwrap()
+    signed_request(&spec.scheme, body, secret, delivery_id, NOW)
 }
 
 fn answer(resp: &lambda_http::Response<Body>) -> Value {
