@@ -251,10 +251,25 @@ impl ReconcilerConfig {
     }
 }
 
-/// Builds the AWS SDK configuration once per cold start. `AWS_ENDPOINT_URL` (the local emulator)
-/// and `AWS_REGION` are honoured by the SDK itself.
+/// Longest a single AWS call attempt may take before it is abandoned (and retried).
+pub const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest an AWS call may take, retries included: well inside the receivers' 10 s Lambda timeout,
+/// so a hung dependency becomes our 503 (the sender retries) rather than a Lambda timeout.
+pub const AWS_OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Builds the AWS SDK configuration once per cold start, with explicit timeouts.
+/// `AWS_ENDPOINT_URL` (the local emulator) and `AWS_REGION` are honoured by the SDK itself.
 pub async fn aws() -> aws_config::SdkConfig {
-    aws_config::load_from_env().await
+    aws_config::from_env()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
+                .operation_timeout(AWS_OPERATION_TIMEOUT)
+                .build(),
+        )
+        .load()
+        .await
 }
 
 #[cfg(test)]
