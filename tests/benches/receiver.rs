@@ -9,10 +9,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use hookline::clock::FixedClock;
 use hookline::queue::FollowupQueue;
-use hookline::receiver::Receiver;
-use hookline::secret::Secrets;
 use hookline::store::EventStore;
-use hookline::verify::Verifier;
 use sha2::Sha256;
 
 use hookline_tests::LOCAL_SECRET as SECRET;
@@ -54,16 +51,15 @@ fn bench(c: &mut Criterion) {
     });
     let clock = FixedClock::at_secs(NOW);
     let spec = payment_events::spec();
-    let verifier = Verifier::new(
-        spec.scheme.clone(),
-        Secrets::parse_list(SECRET).unwrap(),
-        300,
-    )
-    .unwrap()
-    .with_clock(clock.clone());
-    let store = EventStore::new(aws_sdk_dynamodb::Client::new(&sdk), "bench", 30, clock);
+    let clock: hookline::clock::SharedClock = clock;
+    let store = EventStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        "bench",
+        30,
+        clock.clone(),
+    );
     let queue = FollowupQueue::new(aws_sdk_sqs::Client::new(&sdk), "http://127.0.0.1:1/q");
-    let rx = Receiver::from_parts(spec.clone(), verifier, 1 << 18, store, queue);
+    let rx = hookline_tests::local_receiver(spec.clone(), &clock, store, queue);
 
     let body = body_4k();
     let req = hookline_tests::signed_request(&spec.scheme, &body, SECRET, "b", NOW);

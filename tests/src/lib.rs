@@ -289,6 +289,21 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> anyhow::Result<Receiv
 /// The documented local test secret (the same one `make dev` uses).
 pub const LOCAL_SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
 
+/// A receiver for `spec` that verifies with [`LOCAL_SECRET`] on `clock` (300 s tolerance,
+/// 256 KiB body limit) and writes through `store` and `queue`.
+pub fn local_receiver(
+    spec: hookline::receiver::ReceiverSpec,
+    clock: &hookline::clock::SharedClock,
+    store: hookline::store::EventStore,
+    queue: hookline::queue::FollowupQueue,
+) -> hookline::receiver::Receiver {
+    let secrets = hookline::secret::Secrets::parse_list(LOCAL_SECRET).unwrap();
+    let verifier = hookline::verify::Verifier::new(spec.scheme.clone(), secrets, 300)
+        .unwrap()
+        .with_clock(clock.clone());
+    hookline::receiver::Receiver::from_parts(spec, verifier, 256 * 1024, store, queue)
+}
+
 /// A JSON POST of `body` signed under `scheme` as its sender would, with `secret`, at `timestamp`.
 pub fn signed_request(
     scheme: &hookline::verify::Scheme,

@@ -4,14 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use hookline::clock::FixedClock;
-use hookline::receiver::{Receiver, ReceiverSpec};
-use hookline::secret::Secrets;
-use hookline::verify::Verifier;
+use hookline::clock::{FixedClock, SharedClock};
+use hookline::receiver::ReceiverSpec;
 use hookline_tests::Stack;
 use lambda_http::Body;
 
-use hookline_tests::LOCAL_SECRET as SECRET;
+use hookline_tests::local_receiver;
 
 async fn check(function: &str, spec: ReceiverSpec) {
     let dir = format!("{}/../events/{function}/apigw", env!("CARGO_MANIFEST_DIR"));
@@ -27,19 +25,11 @@ async fn check(function: &str, spec: ReceiverSpec) {
         let signed_at = raw["requestContext"]["timeEpoch"].as_i64().unwrap() / 1000;
         let req = lambda_http::request::from_str(&text).unwrap();
         let stack = Stack::new().await.unwrap();
-        let clock = FixedClock::at_secs(signed_at + 1);
-        let verifier = Verifier::new(
-            spec.scheme.clone(),
-            Secrets::parse_list(SECRET).unwrap(),
-            300,
-        )
-        .unwrap()
-        .with_clock(clock.clone());
-        let rx = Receiver::from_parts(
+        let clock: SharedClock = FixedClock::at_secs(signed_at + 1);
+        let rx = local_receiver(
             spec.clone(),
-            verifier,
-            1 << 18,
-            stack.store(clock),
+            &clock,
+            stack.store(clock.clone()),
             stack.queue(),
         );
         let resp = rx.handle(req).await;

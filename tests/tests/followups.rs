@@ -219,22 +219,10 @@ async fn sqs_refusing_sends_loses_nothing_the_reconciler_enqueues_and_each_actio
     let shared: SharedClock = clock.clone();
     let spec = payment_events::spec();
     let secret = hookline_tests::LOCAL_SECRET;
-    let verifier = hookline::verify::Verifier::new(
-        spec.scheme.clone(),
-        hookline::secret::Secrets::parse_list(secret).unwrap(),
-        300,
-    )
-    .unwrap()
-    .with_clock(shared.clone());
     // SQS refuses: the queue does not exist.
     let missing = FollowupQueue::new(stack.sqs.clone(), format!("{}-missing", stack.queue_url));
-    let rx = hookline::receiver::Receiver::from_parts(
-        spec.clone(),
-        verifier,
-        1 << 18,
-        stack.store(shared.clone()),
-        missing,
-    );
+    let rx =
+        hookline_tests::local_receiver(spec.clone(), &shared, stack.store(shared.clone()), missing);
     let mut v: serde_json::Value = serde_json::from_str(include_str!(
         "../../events/payment-events/invoice.paid.json"
     ))

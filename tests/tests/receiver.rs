@@ -9,30 +9,18 @@ use std::sync::{Arc, Mutex};
 use hookline::clock::{FixedClock, SharedClock};
 use hookline::queue::FollowupQueue;
 use hookline::receiver::{Receiver, ReceiverSpec};
-use hookline::secret::Secrets;
 use hookline::store::ActionStatus;
-use hookline::verify::Verifier;
-use hookline_tests::{LOCAL_SECRET as SECRET, Stack, init_test_log, signed_request};
+use hookline_tests::{
+    LOCAL_SECRET as SECRET, Stack, init_test_log, local_receiver, signed_request,
+};
 use lambda_http::{Body, Request};
 use serde_json::Value;
 
 const NOW: i64 = 1_750_000_000;
 
 fn receiver(stack: &Stack, spec: ReceiverSpec, clock: &SharedClock, queue_url: &str) -> Receiver {
-    let verifier = Verifier::new(
-        spec.scheme.clone(),
-        Secrets::parse_list(SECRET).unwrap(),
-        300,
-    )
-    .unwrap()
-    .with_clock(clock.clone());
-    Receiver::from_parts(
-        spec,
-        verifier,
-        256 * 1024,
-        stack.store(clock.clone()),
-        FollowupQueue::new(stack.sqs.clone(), queue_url),
-    )
+    let queue = FollowupQueue::new(stack.sqs.clone(), queue_url);
+    local_receiver(spec, clock, stack.store(clock.clone()), queue)
 }
 
 fn sample(function: &str, name: &str) -> Value {
@@ -323,17 +311,10 @@ async fn dynamodb_outage_answers_503_so_the_sender_retries() {
     let stack = Stack::new().await.unwrap();
     let clock = clock();
     let spec = payment_events::spec();
-    let verifier = Verifier::new(
-        spec.scheme.clone(),
-        Secrets::parse_list(SECRET).unwrap(),
-        300,
-    )
-    .unwrap()
-    .with_clock(clock.clone());
     // A table that does not exist stands in for DynamoDB refusing service.
     let store =
         hookline::store::EventStore::new(stack.dynamo.clone(), "no-such-table", 30, clock.clone());
-    let rx = Receiver::from_parts(spec.clone(), verifier, 1 << 18, store, stack.queue());
+    let rx = local_receiver(spec.clone(), &clock, store, stack.queue());
     let body = stripe_event("invoice.paid", "evt_outage", NOW);
     let resp = rx.handle(signed(&spec, &body, SECRET, "o")).await;
     assert_eq!(resp.status(), 503);
