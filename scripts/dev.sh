@@ -7,25 +7,33 @@
 #   cargo lambda watch           http://127.0.0.1:9000/lambda-url/<function>/   (foreground)
 #
 # HOOKLINE_SINK_FAIL_FIRST=N makes the sink answer 503 to its first N requests (watch the retries,
-# the DLQ after 5 receives, and `hookline redrive`). HOOKLINE_{MOTO,WATCH,SINK}_PORT move the ports.
-# Ctrl-C stops everything this run started. `scripts/dev.sh down` stops what a previous run left
-# behind (pids in .local/, which is git-ignored, as are the logs). Walk-through: docs/LOCAL.md.
+# the DLQ after 5 receives, and `hookline redrive`). HOOKLINE_{MOTO,WATCH,SINK}_PORT move the ports
+# (the `hookline` CLI reads the same variables); HOOKLINE_STATE_DIR moves the pid files and logs
+# (default .local/, git-ignored). Ctrl-C stops everything this run started. `scripts/dev.sh down`
+# stops what a previous run left behind. Walk-through: docs/LOCAL.md.
+#
+# Ready means ready: the line that says how to send a first webhook is printed only once every
+# receiver has answered a probe request, so that first webhook succeeds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 moto_port=${HOOKLINE_MOTO_PORT:-4566}
 watch_port=${HOOKLINE_WATCH_PORT:-9000}
 sink_port=${HOOKLINE_SINK_PORT:-9100}
-state=.local
+state=${HOOKLINE_STATE_DIR:-.local}
+receivers=(payment-events user-events)
 mkdir -p "$state"
 
-# Stops the process in $state/<name>.pid if it is still the one we started.
+# Stops the process in $state/<name>.pid if it is still the one we started (watch: its whole
+# process group, which holds the function processes it started).
 stop() {
-  local name=$1 pidfile="$state/$1.pid" pid
+  local name=$1 pidfile="$state/$1.pid" pid target
   [ -f "$pidfile" ] || return 0
   pid=$(cat "$pidfile")
+  target=$pid
+  [ "$name" = watch ] && target=-$pid
   if kill -0 "$pid" 2>/dev/null && grep -qa -- "$2" "/proc/$pid/cmdline" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
+    kill -- "$target" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     echo "dev: stopped $name (pid $pid)"
   fi
@@ -33,6 +41,7 @@ stop() {
 }
 
 down() {
+  stop watch lambda
   stop pump hookline
   stop sink hookline
   stop moto emulator.py
@@ -54,6 +63,7 @@ cleanup() {
   for name in "${started[@]}"; do
     case $name in
       moto) stop moto emulator.py ;;
+      watch) stop watch lambda ;;
       *) stop "$name" hookline ;;
     esac
   done
@@ -95,7 +105,8 @@ background() {
 }
 stop sink hookline
 stop pump hookline
-background sink sink --addr "127.0.0.1:$sink_port" --fail-first "${HOOKLINE_SINK_FAIL_FIRST:-0}"
+background sink sink --addr "127.0.0.1:$sink_port" --fail-first "${HOOKLINE_SINK_FAIL_FIRST:-0}" \
+  --record "$state/sink.jsonl"
 background pump pump \
   --worker-url "http://127.0.0.1:$watch_port/2015-03-31/functions/followup-worker/invocations" \
   --reconciler-url "http://127.0.0.1:$watch_port/2015-03-31/functions/reconciler/invocations"
@@ -104,7 +115,40 @@ background pump pump \
 # shape as the `cargo run --bin <function>` that `cargo lambda watch` runs, so it is reused).
 cargo build --bin payment-events --bin user-events --bin followup-worker --bin reconciler
 
+stop watch lambda
+setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$watch_port" \
+  --env-file "$state/lambda.env" > >(tee "$state/watch.log") 2>&1 &
+echo $! >"$state/watch.pid"
+started+=(watch)
+
+# Ready when every receiver answers an unsigned probe with 401: watch is serving, the function
+# process is up with its configuration loaded (a forged request writes nothing).
+probe() {
+  python3 - "http://127.0.0.1:$watch_port/lambda-url/$1/" <<'PY'
+import sys, urllib.error, urllib.request
+req = urllib.request.Request(sys.argv[1], data=b"{}", method="POST",
+                             headers={"content-type": "application/json"})
+try:
+    urllib.request.urlopen(req, timeout=60)
+except urllib.error.HTTPError as e:
+    sys.exit(0 if e.code == 401 else 1)
+except Exception:
+    sys.exit(1)
+sys.exit(1)
+PY
+}
+for fn in "${receivers[@]}"; do
+  for _ in $(seq 600); do
+    probe "$fn" && break
+    kill -0 "$(cat "$state/watch.pid")" 2>/dev/null || { echo "dev: cargo lambda watch exited" >&2; exit 1; }
+    sleep 0.5
+  done
+  probe "$fn" || { echo "dev: $fn did not become ready; see $state/watch.log" >&2; exit 1; }
+done
+
+ports=""
+[ "$watch_port" = 9000 ] || ports+="HOOKLINE_WATCH_PORT=$watch_port "
+[ "$moto_port" = 4566 ] || ports+="HOOKLINE_MOTO_PORT=$moto_port "
 echo "dev: functions at http://127.0.0.1:$watch_port/lambda-url/<function>/ ; Ctrl-C stops everything"
-echo "dev: try: cargo run -p hookline-cli -- send payment-events events/payment-events/invoice.paid.json"
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$watch_port" \
-  --env-file "$state/lambda.env"
+echo "dev: ready; send a first webhook: ${ports}cargo run -p hookline-cli -- send payment-events events/payment-events/invoice.paid.json"
+wait "$(cat "$state/watch.pid")"

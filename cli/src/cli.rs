@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    Aws, DEFAULT_ENDPOINT, DEFAULT_QUEUE, DEFAULT_SINK_ADDR, DEFAULT_TABLE, DEFAULT_WATCH, events,
+    Aws, DEFAULT_QUEUE, DEFAULT_TABLE, default_endpoint, default_sink_addr, default_watch, events,
     local, parse_duration, pump, redrive, send, sink,
 };
 
@@ -16,7 +16,7 @@ use crate::{
 #[command(name = "hookline", version, about)]
 pub struct Cli {
     /// AWS endpoint: the local emulator's URL, or `aws` for the real AWS endpoints.
-    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", default_value = DEFAULT_ENDPOINT)]
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", default_value_t = default_endpoint())]
     pub endpoint: String,
     /// The command.
     #[command(subcommand)]
@@ -67,7 +67,7 @@ pub struct LocalUpArgs {
     #[arg(long)]
     pub env_file: Option<PathBuf>,
     /// Base URL of the action sink, used in the env file (`ACTION_<KIND>_URL=<sink>/<kind>`).
-    #[arg(long, default_value_t = format!("http://{DEFAULT_SINK_ADDR}"))]
+    #[arg(long, default_value_t = format!("http://{}", default_sink_addr()))]
     pub sink_url: String,
     /// `RECONCILE_GRACE_SECS` in the env file: re-enqueue pending follow-ups after this long.
     #[arg(long, default_value_t = 30)]
@@ -91,7 +91,7 @@ pub struct SendArgs {
     #[arg(long)]
     pub id: Option<String>,
     /// Base URL of `cargo lambda watch`, used when `--url` is not given.
-    #[arg(long, default_value = DEFAULT_WATCH)]
+    #[arg(long, default_value_t = default_watch())]
     pub watch: String,
     /// Signature scheme (`stripe`, `standard-webhooks`, `github`, ...), for a function this
     /// command does not know yet; JSON bodies.
@@ -183,10 +183,10 @@ pub struct PumpArgs {
     #[command(flatten)]
     pub queue: QueueArg,
     /// The worker's Lambda invoke URL.
-    #[arg(long, default_value_t = format!("{DEFAULT_WATCH}/2015-03-31/functions/followup-worker/invocations"))]
+    #[arg(long, default_value_t = format!("{}/2015-03-31/functions/followup-worker/invocations", default_watch()))]
     pub worker_url: String,
     /// The reconciler's Lambda invoke URL.
-    #[arg(long, default_value_t = format!("{DEFAULT_WATCH}/2015-03-31/functions/reconciler/invocations"))]
+    #[arg(long, default_value_t = format!("{}/2015-03-31/functions/reconciler/invocations", default_watch()))]
     pub reconciler_url: String,
     /// How often to run the reconciler (`0s` never).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -203,7 +203,7 @@ pub struct PumpArgs {
 #[derive(Debug, Args)]
 pub struct SinkArgs {
     /// Listen address.
-    #[arg(long, default_value = DEFAULT_SINK_ADDR)]
+    #[arg(long, default_value_t = default_sink_addr())]
     pub addr: SocketAddr,
     /// Answer 503 to the first N requests, to show retries.
     #[arg(long, default_value_t = 0)]

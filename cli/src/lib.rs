@@ -1,7 +1,8 @@
 //! The `hookline` command: run the stack on one machine, sign and send sample events, inspect the
 //! table, feed the follow-up queue to the worker, receive follow-up actions, redrive the DLQ.
 //!
-//! Every command talks to the local AWS emulator by default (`http://127.0.0.1:4566`, dummy
+//! Every command talks to the local AWS emulator by default (`http://127.0.0.1:4566`, or the port
+//! in `HOOKLINE_MOTO_PORT` as `make dev` uses it; dummy
 //! credentials, `us-east-1`), so a fresh clone needs no AWS account. `--endpoint aws` (or
 //! `AWS_ENDPOINT_URL=aws`) uses the real AWS endpoints and the default credential chain instead.
 //! The commands live in one module each; [`cli`] is the argument grammar.
@@ -30,18 +31,51 @@ use hookline::receiver::ReceiverSpec;
 /// what follows `whsec_` (`hookline-local-test-secret`).
 pub const LOCAL_SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
 
-/// Where the local emulator (moto server) listens in `make dev`.
-pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
+/// Port of the local emulator (moto server) in `make dev`; `HOOKLINE_MOTO_PORT` moves it.
+pub const DEFAULT_MOTO_PORT: u16 = 4566;
 /// Region used locally when `AWS_REGION` is unset.
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// Table name of the local stack.
 pub const DEFAULT_TABLE: &str = "hookline-local";
 /// Follow-up queue name of the local stack (its DLQ is `<name>-dlq`).
 pub const DEFAULT_QUEUE: &str = "hookline-followups";
-/// Where `cargo lambda watch` serves in `make dev`.
-pub const DEFAULT_WATCH: &str = "http://127.0.0.1:9000";
-/// Where `hookline sink` listens in `make dev`.
-pub const DEFAULT_SINK_ADDR: &str = "127.0.0.1:9100";
+/// Port of `cargo lambda watch` in `make dev`; `HOOKLINE_WATCH_PORT` moves it.
+pub const DEFAULT_WATCH_PORT: u16 = 9000;
+/// Port of `hookline sink` in `make dev`; `HOOKLINE_SINK_PORT` moves it.
+pub const DEFAULT_SINK_PORT: u16 = 9100;
+
+/// The port in environment variable `var` (what `make dev` honours), else `default`. A value
+/// that is not a port is ignored here and refused by `make dev` itself.
+fn local_port(var: &str, default: u16) -> u16 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// The local emulator's URL: `http://127.0.0.1:$HOOKLINE_MOTO_PORT` (default 4566).
+pub fn default_endpoint() -> String {
+    format!(
+        "http://127.0.0.1:{}",
+        local_port("HOOKLINE_MOTO_PORT", DEFAULT_MOTO_PORT)
+    )
+}
+
+/// `cargo lambda watch`'s URL: `http://127.0.0.1:$HOOKLINE_WATCH_PORT` (default 9000).
+pub fn default_watch() -> String {
+    format!(
+        "http://127.0.0.1:{}",
+        local_port("HOOKLINE_WATCH_PORT", DEFAULT_WATCH_PORT)
+    )
+}
+
+/// The sink's address: `127.0.0.1:$HOOKLINE_SINK_PORT` (default 9100).
+pub fn default_sink_addr() -> std::net::SocketAddr {
+    std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        local_port("HOOKLINE_SINK_PORT", DEFAULT_SINK_PORT),
+    ))
+}
 /// Every follow-up action kind the functions emit; `make dev` points each at the sink.
 pub const ACTION_KINDS: &[&str] = &[
     "receipt",

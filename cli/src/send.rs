@@ -64,7 +64,10 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
         request = request.header(name, value);
     }
     let response = request.send().await.with_context(|| {
-        format!("POST {url} failed (is `make dev` running? it serves the functions on :9000)")
+        format!(
+            "POST {url} failed (is `make dev` running? it serves the functions on \
+             $HOOKLINE_WATCH_PORT, default 9000)"
+        )
     })?;
     let status = response.status();
     let text = response.text().await.context("reading the answer")?;

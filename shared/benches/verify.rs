@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use hookline::clock::FixedClock;
 use hookline::secret::{Secret, Secrets};
 use hookline::verify::{Incoming, Scheme, SignInput, Verifier, sign, twilio_url_with_body_sha256};

@@ -84,15 +84,19 @@ pub fn endpoint() -> anyhow::Result<String> {
 
 /// SDK configuration for the emulator.
 pub async fn sdk_config() -> anyhow::Result<aws_config::SdkConfig> {
-    let endpoint = endpoint()?;
-    Ok(aws_config::from_env()
+    Ok(sdk_config_for(&endpoint()?).await)
+}
+
+/// SDK configuration for an emulator at `endpoint`, with dummy credentials.
+pub async fn sdk_config_for(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::from_env()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "tests",
         ))
         .load()
-        .await)
+        .await
 }
 
 impl Stack {

@@ -20,7 +20,7 @@ mod twilio;
 use std::fmt;
 use std::str::FromStr;
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit};
 use http::{HeaderMap, HeaderName};
 use serde::de::DeserializeOwned;
 use sha1::Sha1;

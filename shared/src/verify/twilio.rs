@@ -25,7 +25,7 @@
 
 use std::borrow::Cow;
 
-use hmac::Mac;
+use hmac::{KeyInit, Mac};
 use http::HeaderName;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
