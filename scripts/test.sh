@@ -12,6 +12,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== template lint"
 bash scripts/lint-template.sh
+echo "== emulator tests"
+python -m unittest -v scripts/test_emulator.py
 
 mkdir -p .local
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
