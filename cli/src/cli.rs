@@ -130,6 +130,34 @@ pub enum EventsCommand {
         #[command(flatten)]
         table: TableArg,
     },
+    /// Run the current mapping on a quarantined event's stored body: `quarantined -> accepted`
+    /// (or `stale`), state applied once, follow-ups enqueued once.
+    Replay(ReplayArgs),
+}
+
+/// `hookline events replay`
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Source, e.g. `stripe` or `users`.
+    pub source: String,
+    /// The event id (`sha256:<hex>` for a body that had no signed id). Omit with `--status`.
+    #[arg(required_unless_present = "status")]
+    pub event_id: Option<String>,
+    /// Replay every event of the source in this status (`quarantined`).
+    #[arg(long, value_parser = ["quarantined"], conflicts_with = "event_id")]
+    pub status: Option<String>,
+    /// With `--status`: only events received within this long (e.g. `24h`, `30m`).
+    #[arg(long, value_parser = parse_duration, requires = "status")]
+    pub since: Option<Duration>,
+    /// Print what would be replayed and what the mapping says, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Table.
+    #[command(flatten)]
+    pub table: TableArg,
+    /// The follow-up queue the replayed follow-ups go to.
+    #[command(flatten)]
+    pub queue: QueueArg,
 }
 
 /// `hookline state ...`
@@ -191,9 +219,6 @@ pub struct PumpArgs {
     /// How often to run the reconciler (`0s` never).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub reconcile_every: Duration,
-    /// Visibility timeout given to a failed message, so local retries come quickly.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub retry_after: Duration,
     /// Drain what is visible now, then exit (no reconciler).
     #[arg(long)]
     pub once: bool,
@@ -222,6 +247,9 @@ pub struct RedriveArgs {
     /// Dead-letter queue URL (default: the queue named `<queue>-dlq`).
     #[arg(long)]
     pub dlq_url: Option<String>,
+    /// The table holding the follow-ups (each is reset before its message moves).
+    #[command(flatten)]
+    pub table: TableArg,
 }
 
 impl Cli {
@@ -244,6 +272,7 @@ impl Cli {
             }) => events::list(&aws, &table.name, &source, limit)
                 .await
                 .map(|()| true),
+            Command::Events(EventsCommand::Replay(args)) => events::replay(&aws, &args).await,
             Command::State(StateCommand::Get { kind, id, table }) => {
                 events::state(&aws, &table.name, &kind, &id).await
             }

@@ -8,7 +8,7 @@ use hookline::store::EventStore;
 
 use crate::Aws;
 
-fn store(aws: &Aws, table: &str) -> EventStore {
+pub(crate) fn store(aws: &Aws, table: &str) -> EventStore {
     EventStore::new(
         aws.dynamo(),
         table,
@@ -27,7 +27,8 @@ pub async fn get(
     event_id: &str,
     body_only: bool,
 ) -> anyhow::Result<bool> {
-    let record = store(aws, table)
+    let store = store(aws, table);
+    let record = store
         .get_event(source, event_id)
         .await
         .map_err(|e| aws.fail(&format!("reading event {source}/{event_id}"), e))?;
@@ -35,8 +36,12 @@ pub async fn get(
         eprintln!("no event {source}/{event_id} in table {table}");
         return Ok(false);
     };
+    let body = store
+        .get_body(source, event_id)
+        .await
+        .map_err(|e| aws.fail(&format!("reading the body of {source}/{event_id}"), e))?;
     if body_only {
-        let Some(body) = &record.body else {
+        let Some(body) = &body else {
             eprintln!("event {source}/{event_id} was stored without its body (too large)");
             return Ok(false);
         };
@@ -50,7 +55,7 @@ pub async fn get(
         return Ok(true);
     }
     out!("{}", serde_json::to_string_pretty(&record)?);
-    match &record.body {
+    match &body {
         Some(body) => out!("--- body\n{}", String::from_utf8_lossy(body).trim_end()),
         None => out!("--- body not stored (too large for the item)"),
     }
@@ -100,4 +105,120 @@ pub async fn state(aws: &Aws, table: &str, kind: &str, id: &str) -> anyhow::Resu
     };
     out!("{}", serde_json::to_string_pretty(&entity)?);
     Ok(true)
+}
+
+/// `hookline events replay`: one quarantined event, or every one of a source (`--status`).
+/// `Ok(false)` when any could not be replayed (it stays quarantined; the reason is printed).
+pub async fn replay(aws: &Aws, args: &crate::cli::ReplayArgs) -> anyhow::Result<bool> {
+    let spec = crate::receiver_for_source(&args.source)?;
+    let store = store(aws, &args.table.name);
+    let ids: Vec<String> = match &args.event_id {
+        Some(id) => vec![id.clone()],
+        None => {
+            let since = args.since.map_or(0, |d| {
+                hookline::clock::system().now_millis()
+                    - i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            });
+            let mut ids = Vec::new();
+            for (source, id) in store
+                .recent(&args.source, 1000)
+                .await
+                .map_err(|e| aws.fail("listing events", e))?
+            {
+                if let Some(ev) = store.get_event(&source, &id).await?
+                    && ev.status == "quarantined"
+                    && ev.received_at >= since
+                {
+                    ids.push(id);
+                }
+            }
+            ids
+        }
+    };
+    if ids.is_empty() {
+        out!("replay: nothing quarantined to replay");
+        return Ok(true);
+    }
+    let queue = hookline::queue::FollowupQueue::new(aws.sqs(), args.queue.url(aws).await?);
+    let mut ok = true;
+    for id in ids {
+        match replay_one(&store, &queue, &spec, &id, args.dry_run).await {
+            Ok(line) => out!("replay: {}/{id}: {line}", args.source),
+            Err(e) => {
+                ok = false;
+                out!("replay: {}/{id}: not replayed: {e:#}", args.source);
+            }
+        }
+    }
+    Ok(ok)
+}
+
+async fn replay_one(
+    store: &EventStore,
+    queue: &hookline::queue::FollowupQueue,
+    spec: &hookline::receiver::ReceiverSpec,
+    id: &str,
+    dry_run: bool,
+) -> anyhow::Result<String> {
+    let record = store
+        .get_event(spec.source, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no such event"))?;
+    anyhow::ensure!(
+        record.status == "quarantined",
+        "it is {}, not quarantined",
+        record.status
+    );
+    let body = store
+        .get_body(spec.source, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("its body was not stored (too large) or has expired"))?;
+    let verified =
+        hookline::verify::Verified::stored(&body, &record.body_sha256, Some(id.to_owned()))
+            .ok_or_else(|| anyhow::anyhow!("the stored body does not match its recorded hash"))?;
+    let described = (spec.describe)(&verified)
+        .map_err(|e| anyhow::anyhow!("the current mapping still refuses it: {e}"))?;
+    let actions: Vec<&str> = described
+        .effects
+        .actions
+        .iter()
+        .map(|a| a.kind.as_str())
+        .collect();
+    if dry_run {
+        return Ok(format!(
+            "would apply {} as {} with follow-ups {actions:?} (dry run)",
+            described.event_type,
+            described
+                .effects
+                .change
+                .as_ref()
+                .map_or("no state change".to_owned(), |c| format!(
+                    "{}/{}",
+                    c.entity_kind, c.entity_id
+                ))
+        ));
+    }
+    // The record keeps its key: the id it was quarantined under.
+    let event = hookline::store::NewEvent {
+        source: spec.source,
+        function: spec.function,
+        event_id: id,
+        event_type: &described.event_type,
+        provider_ts: described.provider_ts,
+        body: &body,
+    };
+    let committed = store.replay(&event, &described.effects).await?;
+    if !committed.enqueue.is_empty()
+        && let Err(e) = queue.send(&committed.enqueue).await
+    {
+        return Ok(format!(
+            "{} (follow-ups left for the reconciler: {e})",
+            committed.outcome.status()
+        ));
+    }
+    Ok(format!(
+        "{}, {} follow-up(s) enqueued",
+        committed.outcome.status(),
+        committed.enqueue.len()
+    ))
 }

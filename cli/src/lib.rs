@@ -76,15 +76,6 @@ pub fn default_sink_addr() -> std::net::SocketAddr {
         local_port("HOOKLINE_SINK_PORT", DEFAULT_SINK_PORT),
     ))
 }
-/// Every follow-up action kind the functions emit; `make dev` points each at the sink.
-pub const ACTION_KINDS: &[&str] = &[
-    "receipt",
-    "provision_access",
-    "revoke_access",
-    "notify_admin",
-    "welcome",
-    "analytics",
-];
 
 /// The webhook receiver functions `hookline send` knows, by function name.
 pub fn receiver(function: &str) -> anyhow::Result<ReceiverSpec> {
@@ -94,6 +85,19 @@ pub fn receiver(function: &str) -> anyhow::Result<ReceiverSpec> {
         Some(spec) => Ok(spec),
         None => bail!(
             "unknown function {function:?}; known receivers: {}",
+            names.join(", ")
+        ),
+    }
+}
+
+/// The webhook receiver whose events carry `source` (e.g. `stripe`), for a replay.
+pub fn receiver_for_source(source: &str) -> anyhow::Result<ReceiverSpec> {
+    let specs = [payment_events::spec(), user_events::spec()];
+    let names: Vec<_> = specs.iter().map(|s| s.source).collect();
+    match specs.into_iter().find(|s| s.source == source) {
+        Some(spec) => Ok(spec),
+        None => bail!(
+            "unknown source {source:?}; known sources: {}",
             names.join(", ")
         ),
     }

@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use hookline::config;
 
 use crate::cli::LocalUpArgs;
-use crate::{ACTION_KINDS, Aws, LOCAL_SECRET, sdk_msg};
+use hookline::store::ACTION_KINDS;
+
+use crate::{Aws, LOCAL_SECRET, sdk_msg};
 
 /// Creates what is missing, prints the names and URLs, and writes the env file if asked.
 pub async fn up(aws: &Aws, args: &LocalUpArgs) -> anyhow::Result<()> {
@@ -21,7 +23,7 @@ pub async fn up(aws: &Aws, args: &LocalUpArgs) -> anyhow::Result<()> {
     out!("queue {queue_url}");
     out!("dlq   {dlq_url}");
     if let Some(path) = &args.env_file {
-        let env = function_env(aws, args, &queue_url)?;
+        let env = function_env(aws, args, &queue_url, &dlq_url)?;
         std::fs::write(path, env)
             .with_context(|| format!("writing env file {}", path.display()))?;
         out!("env   {}", path.display());
@@ -51,12 +53,27 @@ async fn ensure_table(aws: &Aws, table: &str) -> anyhow::Result<bool> {
 
 /// The functions' environment, as `KEY='VALUE'` lines (what `cargo lambda watch --env-file`
 /// reads; its parser needs the quotes around a value holding `=`, as the secret does).
-pub fn function_env(aws: &Aws, args: &LocalUpArgs, queue_url: &str) -> anyhow::Result<String> {
+pub fn function_env(
+    aws: &Aws,
+    args: &LocalUpArgs,
+    queue_url: &str,
+    dlq_url: &str,
+) -> anyhow::Result<String> {
     let sink = args.sink_url.trim_end_matches('/');
     let mut vars = vec![
         (config::WEBHOOK_SECRETS.to_owned(), LOCAL_SECRET.to_owned()),
         (config::TABLE_NAME.to_owned(), args.table.clone()),
         (config::FOLLOWUP_QUEUE_URL.to_owned(), queue_url.to_owned()),
+        (config::FOLLOWUP_DLQ_URL.to_owned(), dlq_url.to_owned()),
+        // Local retries come quickly: 2 s doubling to at most 30 s.
+        (
+            config::FOLLOWUP_BACKOFF_BASE_SECS.to_owned(),
+            "2".to_owned(),
+        ),
+        (
+            config::FOLLOWUP_BACKOFF_CAP_SECS.to_owned(),
+            "30".to_owned(),
+        ),
         (
             config::RECONCILE_GRACE_SECS.to_owned(),
             args.reconcile_grace_secs.to_string(),

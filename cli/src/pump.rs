@@ -1,16 +1,16 @@
 //! `hookline pump`: does locally what the SQS event source mapping does in AWS. It long-polls the
 //! follow-up queue, hands each batch to the worker as an SQS event through the Lambda invoke API
 //! (`cargo lambda watch` serves it at `/2015-03-31/functions/<name>/invocations`), deletes the
-//! messages the worker did not report in `batchItemFailures`, and makes the failed ones visible
-//! again after a short backoff. It also invokes the reconciler on a timer, as its schedule does.
+//! messages the worker did not report in `batchItemFailures`, and leaves the failed ones as they
+//! are, as the event source does (the worker sets their backoff itself). It also invokes the
+//! reconciler on a timer with a scheduled event, as its schedule does.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName,
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
 use serde_json::{Value, json};
 
@@ -44,7 +44,6 @@ struct Pump {
     queue_url: String,
     queue_arn: String,
     worker_url: String,
-    retry_after: Duration,
 }
 
 /// Runs until interrupted, or (with `--once`) until the queue shows nothing more.
@@ -74,7 +73,6 @@ pub async fn run(aws: &Aws, args: &PumpArgs) -> anyhow::Result<()> {
         queue_url,
         queue_arn,
         worker_url: args.worker_url.clone(),
-        retry_after: args.retry_after,
     };
 
     if args.once {
@@ -159,16 +157,16 @@ impl Pump {
         }
         for m in &retry {
             out!(
-                "pump: {} -> failed, retry in {:?} (receive #{})",
+                "pump: {} -> failed, retried after its backoff (receive #{})",
                 describe(m),
-                self.retry_after,
                 m.attributes()
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .map_or("?", String::as_str)
             );
         }
+        // Like the SQS event source: the handled ones are deleted, the failed ones are left as
+        // they are (visible again when the worker's backoff, or the queue's visibility, ends).
         self.delete(&done).await?;
-        self.backoff(&retry).await?;
         Ok(Tally {
             received: messages.len(),
             done: done.len(),
@@ -239,38 +237,22 @@ impl Pump {
         Ok(())
     }
 
-    async fn backoff(&self, messages: &[&Message]) -> anyhow::Result<()> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let secs = i32::try_from(self.retry_after.as_secs()).unwrap_or(i32::MAX);
-        let entries = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle().map(str::to_owned))
-                    .visibility_timeout(secs)
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.sqs
-            .change_message_visibility_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| self.aws.fail("setting the retry backoff", sdk_msg(e)))?;
-        Ok(())
-    }
-
-    /// One reconciler run (its scheduled event is ignored, so `{}` will do).
+    /// One reconciler run, invoked with the scheduled event EventBridge would deliver.
     async fn reconcile(&self, url: &str) -> anyhow::Result<()> {
         let response = self
             .http
             .post(url)
-            .json(&json!({}))
+            .json(&json!({
+                "version": "0",
+                "id": uuid::Uuid::new_v4().to_string(),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": "000000000000",
+                "time": "1970-01-01T00:00:00Z",
+                "region": self.aws.region(),
+                "resources": [],
+                "detail": {}
+            }))
             .send()
             .await
             .with_context(|| format!("POST {url}"))?;
@@ -292,7 +274,7 @@ fn describe(m: &Message) -> String {
         .and_then(|b| hookline::queue::decode(b).ok())
         .map_or_else(
             || format!("message {}", m.message_id().unwrap_or("?")),
-            |f| format!("{}/{} {}", f.source, f.event_id, f.action),
+            |f| f.name(),
         )
 }
 
@@ -346,7 +328,7 @@ mod tests {
         assert_eq!(r["eventSource"], "aws:sqs");
         assert_eq!(r["eventSourceARN"], "arn:aws:sqs:us-east-1:1:q");
         assert_eq!(r["attributes"]["ApproximateReceiveCount"], "2");
-        assert_eq!(describe(&m), "stripe/evt_1 receipt");
+        assert_eq!(describe(&m), "stripe:evt_1:receipt");
         let parsed: aws_lambda_events::event::sqs::SqsEvent =
             serde_json::from_value(event).expect("the worker's event type reads it");
         assert_eq!(parsed.records[0].message_id.as_deref(), Some("m1"));

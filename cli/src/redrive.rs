@@ -1,7 +1,12 @@
 //! `hookline redrive`: moves every message of the dead-letter queue back to the follow-up queue
-//! (receive, send, then delete what was sent), for after the cause of the failures is fixed.
+//! (receive, reset, send, then delete what was sent), for after the cause of the failures is
+//! fixed. Consistent with the outbox: a message whose follow-up is FAILED or SKIPPED is reset to
+//! PENDING with a new generation (a new `Idempotency-Key`) before it is sent, so it runs; one
+//! whose follow-up is already DONE (or was reset by someone else) is dropped and reported.
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+
+use hookline::store::FollowUp;
 
 use crate::cli::RedriveArgs;
 use crate::{Aws, sdk_msg};
@@ -14,6 +19,7 @@ pub async fn run(aws: &Aws, args: &RedriveArgs) -> anyhow::Result<()> {
         None => aws.queue_url(&format!("{}-dlq", args.queue.queue)).await?,
     };
     let sqs = aws.sqs();
+    let store = crate::events::store(aws, &args.table.name);
     let mut moved = 0;
     loop {
         let out = sqs
@@ -24,9 +30,46 @@ pub async fn run(aws: &Aws, args: &RedriveArgs) -> anyhow::Result<()> {
             .send()
             .await
             .map_err(|e| aws.fail("receiving from the dead-letter queue", sdk_msg(e)))?;
-        let messages = out.messages();
-        if messages.is_empty() {
+        let received = out.messages();
+        if received.is_empty() {
             break;
+        }
+        let mut messages = Vec::new();
+        let mut dropped = Vec::new();
+        for m in received {
+            match hookline::queue::decode(m.body().unwrap_or_default()) {
+                Ok(f) => {
+                    let reset = match &f {
+                        FollowUp::Action {
+                            source,
+                            event_id,
+                            action,
+                        } => store.retry_action(source, event_id, action, false).await,
+                        FollowUp::Sync {
+                            entity_kind,
+                            entity_id,
+                            ..
+                        } => store.retry_sync(entity_kind, entity_id).await,
+                    }
+                    .map_err(|e| aws.fail(&format!("resetting {}", f.name()), e))?;
+                    if reset {
+                        out!("redrive: {} reset to PENDING", f.name());
+                        messages.push(m);
+                    } else {
+                        out!(
+                            "redrive: {} is not FAILED or SKIPPED (done already?); dropped",
+                            f.name()
+                        );
+                        dropped.push(m);
+                    }
+                }
+                // Not a follow-up: moved back as it is; the worker reports it malformed.
+                Err(_) => messages.push(m),
+            }
+        }
+        delete(aws, &sqs, &dlq_url, &dropped).await?;
+        if messages.is_empty() {
+            continue;
         }
         let entries = messages
             .iter()
@@ -74,5 +117,34 @@ pub async fn run(aws: &Aws, args: &RedriveArgs) -> anyhow::Result<()> {
             .map_err(|e| aws.fail("deleting from the dead-letter queue", sdk_msg(e)))?;
     }
     out!("redrive: moved {moved} message(s) from {dlq_url} to {queue_url}");
+    Ok(())
+}
+
+/// Deletes `messages` from the dead-letter queue.
+async fn delete(
+    aws: &Aws,
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    messages: &[&aws_sdk_sqs::types::Message],
+) -> anyhow::Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let entries = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    sqs.delete_message_batch()
+        .queue_url(dlq_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .map_err(|e| aws.fail("deleting from the dead-letter queue", sdk_msg(e)))?;
     Ok(())
 }

@@ -28,8 +28,21 @@ pub const ACTION_TIMEOUT_MS: &str = "ACTION_TIMEOUT_MS";
 pub const ACTION_URL_PREFIX: &str = "ACTION_";
 /// Age in seconds after which a still-pending outbox is re-enqueued.
 pub const RECONCILE_GRACE_SECS: &str = "RECONCILE_GRACE_SECS";
-/// Most events the reconciler re-enqueues per run.
+/// Most items the reconciler looks at per pending-index shard and run.
 pub const RECONCILE_MAX_EVENTS: &str = "RECONCILE_MAX_EVENTS";
+/// The SQS dead-letter queue URL: where the worker moves a follow-up it marks FAILED.
+pub const FOLLOWUP_DLQ_URL: &str = "FOLLOWUP_DLQ_URL";
+/// How long a worker's claim holds a follow-up, seconds (default 25; at most the worker's 30 s
+/// timeout and more than the action timeout).
+pub const FOLLOWUP_LEASE_SECS: &str = "FOLLOWUP_LEASE_SECS";
+/// First backoff after a transient failure, seconds (default 30), doubled per attempt.
+pub const FOLLOWUP_BACKOFF_BASE_SECS: &str = "FOLLOWUP_BACKOFF_BASE_SECS";
+/// Longest backoff, seconds (default 3600).
+pub const FOLLOWUP_BACKOFF_CAP_SECS: &str = "FOLLOWUP_BACKOFF_CAP_SECS";
+/// Attempts before a transiently failing follow-up is FAILED (default 8).
+pub const FOLLOWUP_MAX_ATTEMPTS: &str = "FOLLOWUP_MAX_ATTEMPTS";
+/// The value of `ACTION_<KIND>_URL` that turns a kind off: its follow-ups end SKIPPED.
+pub const DISABLED: &str = "disabled";
 
 /// Default for [`MAX_BODY_BYTES`]: 256 KiB, far above any provider's event size.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
@@ -118,6 +131,9 @@ pub struct StoreConfig {
     pub table_name: String,
     /// [`EVENT_RETENTION_DAYS`].
     pub retention_days: i64,
+    /// [`RECONCILE_GRACE_SECS`], default 300: how long a pending follow-up may wait for its
+    /// message before the reconciler looks at it.
+    pub grace_secs: i64,
 }
 
 impl StoreConfig {
@@ -128,7 +144,18 @@ impl StoreConfig {
             retention_days: number(src, EVENT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, |d| {
                 *d > 0
             })?,
+            grace_secs: number(src, RECONCILE_GRACE_SECS, 300, |g| *g >= 0)?,
         })
+    }
+
+    /// The event store this configuration names, on `client`.
+    pub fn store(
+        &self,
+        client: aws_sdk_dynamodb::Client,
+        clock: crate::clock::SharedClock,
+    ) -> crate::store::EventStore {
+        crate::store::EventStore::new(client, &self.table_name, self.retention_days, clock)
+            .with_grace(Duration::from_secs(self.grace_secs.unsigned_abs()))
     }
 }
 
@@ -172,15 +199,30 @@ impl ReceiverConfig {
     }
 }
 
+/// Where an action kind's follow-ups go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// POST to this URL.
+    Url(url::Url),
+    /// Turned off (`disabled`): follow-ups end SKIPPED, retryable once a target is set.
+    Disabled,
+}
+
 /// Configuration of the follow-up worker.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Table and retention.
     pub store: StoreConfig,
-    /// Target URL per action kind (lower-case), from `ACTION_<KIND>_URL`.
-    pub action_urls: BTreeMap<String, url::Url>,
-    /// [`ACTION_TIMEOUT_MS`], default 5000.
-    pub action_timeout: Duration,
+    /// Target per action kind (lower-case), from `ACTION_<KIND>_URL`: one for every kind in
+    /// [`crate::store::ACTION_KINDS`], so that no kind is skipped silently.
+    pub targets: BTreeMap<String, Target>,
+    /// The lifecycle's timers ([`ACTION_TIMEOUT_MS`], [`FOLLOWUP_LEASE_SECS`], backoff, attempts);
+    /// checked to nest.
+    pub timers: crate::store::lifecycle::Timers,
+    /// [`FOLLOWUP_QUEUE_URL`]: where a sync that must run again is enqueued.
+    pub queue_url: String,
+    /// [`FOLLOWUP_DLQ_URL`]: where FAILED follow-ups go.
+    pub dlq_url: String,
 }
 
 impl WorkerConfig {
@@ -189,9 +231,10 @@ impl WorkerConfig {
         Self::from_source(&Env)
     }
 
-    /// Reads from any source. `ACTION_<KIND>_URL` set to an empty string means "skip this kind".
+    /// Reads from any source. Every known action kind needs `ACTION_<KIND>_URL`: an http(s) URL
+    /// or `disabled`.
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        let mut action_urls = BTreeMap::new();
+        let mut targets = BTreeMap::new();
         for (name, value) in src.with_prefix(ACTION_URL_PREFIX) {
             let Some(kind) = name
                 .strip_prefix(ACTION_URL_PREFIX)
@@ -199,24 +242,56 @@ impl WorkerConfig {
             else {
                 continue;
             };
-            if value.trim().is_empty() {
-                continue;
-            }
-            let url = url::Url::parse(value.trim())
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| ConfigError::Invalid {
-                    var: "ACTION_<KIND>_URL",
-                    reason: format!("{name} is not an http(s) URL"),
-                })?;
-            action_urls.insert(kind.to_ascii_lowercase(), url);
+            let value = value.trim();
+            let target = if value.eq_ignore_ascii_case(DISABLED) {
+                Target::Disabled
+            } else {
+                url::Url::parse(value)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .map(Target::Url)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        var: "ACTION_<KIND>_URL",
+                        reason: format!("{name} is neither an http(s) URL nor `{DISABLED}`"),
+                    })?
+            };
+            targets.insert(kind.to_ascii_lowercase(), target);
         }
-        Ok(Self {
-            store: StoreConfig::from_source(src)?,
-            action_urls,
+        let missing: Vec<String> = crate::store::ACTION_KINDS
+            .iter()
+            .filter(|k| !targets.contains_key(**k))
+            .map(|k| format!("{ACTION_URL_PREFIX}{}_URL", k.to_ascii_uppercase()))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ConfigError::Invalid {
+                var: "ACTION_<KIND>_URL",
+                reason: format!(
+                    "no target for {} (set an https:// URL, or `{DISABLED}` to skip the kind)",
+                    missing.join(", ")
+                ),
+            });
+        }
+        let secs = |var, default: u64| number(src, var, default, |v: &u64| *v > 0);
+        let timers = crate::store::lifecycle::Timers {
             action_timeout: Duration::from_millis(number(src, ACTION_TIMEOUT_MS, 5000, |t| {
                 *t > 0
             })?),
+            lease: Duration::from_secs(secs(FOLLOWUP_LEASE_SECS, 25)?),
+            backoff_base: Duration::from_secs(secs(FOLLOWUP_BACKOFF_BASE_SECS, 30)?),
+            backoff_cap: Duration::from_secs(secs(FOLLOWUP_BACKOFF_CAP_SECS, 3600)?),
+            max_attempts: number(src, FOLLOWUP_MAX_ATTEMPTS, 8, |a| *a > 0)?,
+            ..crate::store::lifecycle::Timers::default()
+        };
+        timers.validate().map_err(|e| ConfigError::Invalid {
+            var: FOLLOWUP_LEASE_SECS,
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            store: StoreConfig::from_source(src)?,
+            targets,
+            timers,
+            queue_url: required(src, FOLLOWUP_QUEUE_URL)?,
+            dlq_url: required(src, FOLLOWUP_DLQ_URL)?,
         })
     }
 }
@@ -228,8 +303,6 @@ pub struct ReconcilerConfig {
     pub store: StoreConfig,
     /// [`FOLLOWUP_QUEUE_URL`].
     pub queue_url: String,
-    /// [`RECONCILE_GRACE_SECS`], default 300.
-    pub grace_secs: i64,
     /// [`RECONCILE_MAX_EVENTS`], default 100.
     pub max_events: i32,
 }
@@ -245,7 +318,6 @@ impl ReconcilerConfig {
         Ok(Self {
             store: StoreConfig::from_source(src)?,
             queue_url: required(src, FOLLOWUP_QUEUE_URL)?,
-            grace_secs: number(src, RECONCILE_GRACE_SECS, 300, |g| *g >= 0)?,
             max_events: number(src, RECONCILE_MAX_EVENTS, 100, |m| *m > 0)?,
         })
     }
@@ -323,21 +395,45 @@ mod tests {
         assert!(err.to_string().contains(WEBHOOK_SECRETS));
     }
 
+    fn worker_src(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut m = src(&[
+            (TABLE_NAME, "t"),
+            (FOLLOWUP_QUEUE_URL, "http://q"),
+            (FOLLOWUP_DLQ_URL, "http://dlq"),
+        ]);
+        for kind in crate::store::ACTION_KINDS {
+            m.insert(
+                format!("ACTION_{}_URL", kind.to_ascii_uppercase()),
+                format!("https://example.test/{kind}"),
+            );
+        }
+        m.extend(src(extra));
+        m
+    }
+
     #[test]
-    fn worker_reads_action_urls_by_kind() {
-        let c = WorkerConfig::from_source(&src(&[
-            (TABLE_NAME, "t"),
-            ("ACTION_RECEIPT_URL", "http://127.0.0.1:9/receipt"),
-            ("ACTION_WELCOME_URL", ""),
-        ]))
-        .expect("valid");
-        assert_eq!(c.action_urls.len(), 1);
-        assert_eq!(c.action_urls["receipt"].path(), "/receipt");
-        let err = WorkerConfig::from_source(&src(&[
-            (TABLE_NAME, "t"),
-            ("ACTION_RECEIPT_URL", "ftp://x"),
-        ]))
-        .expect_err("not http");
+    fn worker_reads_a_target_for_every_kind() {
+        let c = WorkerConfig::from_source(&worker_src(&[("ACTION_WELCOME_URL", "disabled")]))
+            .expect("valid");
+        assert_eq!(c.targets.len(), crate::store::ACTION_KINDS.len());
+        assert_eq!(c.targets["welcome"], Target::Disabled);
+        assert!(matches!(&c.targets["receipt"], Target::Url(u) if u.path() == "/receipt"));
+        let err = WorkerConfig::from_source(&worker_src(&[("ACTION_RECEIPT_URL", "ftp://x")]))
+            .expect_err("not http");
         assert!(err.to_string().contains("ACTION_RECEIPT_URL"));
+        let mut m = worker_src(&[]);
+        m.remove("ACTION_WELCOME_URL");
+        let err = WorkerConfig::from_source(&m).expect_err("a kind without a target");
+        assert!(err.to_string().contains("ACTION_WELCOME_URL"), "{err}");
+    }
+
+    #[test]
+    fn worker_timers_must_nest() {
+        let err = WorkerConfig::from_source(&worker_src(&[(FOLLOWUP_LEASE_SECS, "60")]))
+            .expect_err("lease longer than the worker timeout");
+        assert!(err.to_string().contains("nest"), "{err}");
+        let err = WorkerConfig::from_source(&worker_src(&[(ACTION_TIMEOUT_MS, "30000")]))
+            .expect_err("timeout longer than the lease");
+        assert!(err.to_string().contains("nest"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Sending happens after the event is durable; a failed send is not an error for the sender (the
 //! outbox stays PENDING and the reconciler re-enqueues it), so nothing accepted is lost even when
-//! SQS refuses. Delivery is at-least-once: the worker's conditional marks make it effectively once.
+//! SQS refuses. Delivery is at-least-once: the worker's claims make it effectively once.
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
@@ -11,8 +11,12 @@ use crate::store::FollowUp;
 
 /// SQS accepts at most ten entries per `SendMessageBatch`.
 pub const BATCH_LIMIT: usize = 10;
-/// Receives before a message moves to the dead-letter queue (also in `template.yaml`).
-pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Receives before SQS itself moves a message to the dead-letter queue (also in
+/// `template.yaml`): far above the worker's attempt cap, a net for malformed messages only. The
+/// worker moves the FAILED ones there itself.
+pub const MAX_RECEIVE_COUNT: u32 = 50;
+/// Retention of the follow-up queue, seconds (4 days): the whole backoff schedule fits inside.
+pub const RETENTION_SECS: u32 = 345_600;
 /// Visibility timeout of the follow-up queue, seconds: six times the worker's 30 s timeout.
 pub const VISIBILITY_TIMEOUT_SECS: u32 = 180;
 /// Dead-letter queue retention, seconds (14 days, the SQS maximum).
@@ -78,6 +82,38 @@ impl FollowupQueue {
     /// The queue URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Makes a received message visible again only after `delay` (the worker's backoff; SQS caps
+    /// it at 12 hours).
+    pub async fn delay(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        let secs = i32::try_from(delay.as_secs().min(43_200)).unwrap_or(43_200);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map_err(|e| sqs_err("ChangeMessageVisibility", e))?;
+        Ok(())
+    }
+
+    /// Sends one raw message body to the queue at `url` (the worker moving a FAILED follow-up to
+    /// the dead-letter queue).
+    pub async fn send_body_to(&self, url: &str, body: &str) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| sqs_err("SendMessage", e))?;
+        Ok(())
     }
 
     /// Sends every follow-up, ten per `SendMessageBatch`. Fails if any entry was refused.
@@ -147,6 +183,10 @@ pub async fn create_queues(client: &Client, name: &str) -> Result<(String, Strin
             QueueAttributeName::VisibilityTimeout,
             VISIBILITY_TIMEOUT_SECS.to_string(),
         )
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            RETENTION_SECS.to_string(),
+        )
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .send()
         .await
@@ -160,10 +200,17 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let f = FollowUp {
+        let f = FollowUp::Action {
             source: "stripe".into(),
             event_id: "evt_1".into(),
             action: "receipt".into(),
+        };
+        assert_eq!(decode(&encode(&f)).expect("decodes"), f);
+        let f = FollowUp::Sync {
+            source: "stripe".into(),
+            entity_kind: "subscription".into(),
+            entity_id: "sub_1".into(),
+            sync: "access".into(),
         };
         assert_eq!(decode(&encode(&f)).expect("decodes"), f);
         assert!(decode("{\"source\":1}").is_err());

@@ -1,21 +1,35 @@
 //! The receiver pipeline shared by every webhook function: guards → verify → describe → one
-//! transaction → one batch send → JSON answer.
+//! transaction → one batch send → JSON answer, inside a time budget.
 //!
-//! Invariants kept here: a 2xx is answered only after [`EventStore::record`] returned (the event
-//! is durable, invariant 1); a request that fails verification touches neither DynamoDB nor SQS
-//! (invariant 4); a failed SQS send after the commit still answers 200, because the outbox stays
-//! PENDING and the reconciler re-enqueues it (invariant 3). Each function supplies only a
-//! [`ReceiverSpec`]: its scheme and its pure [`Describe`] mapping.
+//! Invariants kept here:
+//! - a 2xx is answered only after the event is durable (invariant 1);
+//! - a request that fails verification touches neither DynamoDB nor SQS (invariant 4);
+//! - a verified body is never lost because our model did not fit it: it is recorded as
+//!   `quarantined` with its raw body and the parse error's kind and position (never a body
+//!   value), answered 200, and replayable (`hookline events replay`). Its id is a signed one
+//!   where the scheme has one, else the body's SHA-256, never an unsigned header. A permanent
+//!   store refusal quarantines it too; only a transient failure answers 503;
+//! - a failed or late SQS send after the commit still answers 200: the follow-ups stay PENDING
+//!   and the reconciler enqueues them (invariant 3). A duplicate re-enqueues what the stored event
+//!   still has PENDING, so a sender's retry after a lost response recovers at once;
+//! - the whole request fits a budget: the lower of the invocation's deadline and the sender's own
+//!   timeout (Slack 3 s, Shopify 5 s, others 10 s), so the sender hears an answer it will act on.
+//!
+//! Each function supplies only a [`ReceiverSpec`]: its scheme, sender timeout and pure
+//! [`Describe`] mapping.
+
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
-use crate::clock;
+use crate::clock::{self, SharedClock};
 use crate::config::ReceiverConfig;
 use crate::http::{ApiError, ContentKind, guard, json_response};
 use crate::queue::FollowupQueue;
-use crate::store::{Effects, EventStore, NewEvent, Outcome, RecordPlan};
+use crate::store::{Committed, Effects, EventStore, NewEvent, Outcome, RecordPlan, StoreError};
 use crate::verify::{Incoming, ParseError, Scheme, Verified, Verifier, VerifyError};
 
 /// What a function's handler learns from one verified delivery.
@@ -37,6 +51,11 @@ pub type Describe = fn(&Verified<'_>) -> Result<Described, ParseError>;
 /// Longest event id accepted (DynamoDB keys allow 2 KB; provider ids are far shorter).
 pub const MAX_EVENT_ID_LEN: usize = 256;
 
+/// Kept back from the budget for answering.
+const ANSWER_MARGIN: Duration = Duration::from_millis(250);
+/// Below this, the SQS send is not even tried: the reconciler sends.
+const MIN_SEND_BUDGET: Duration = Duration::from_millis(100);
+
 /// What distinguishes one receiver function from another.
 #[derive(Debug, Clone)]
 pub struct ReceiverSpec {
@@ -48,6 +67,8 @@ pub struct ReceiverSpec {
     pub scheme: Scheme,
     /// Accepted media type.
     pub content: ContentKind,
+    /// How long the sender waits for an answer before it counts the delivery as failed.
+    pub sender_timeout: Duration,
     /// Event → effects mapping.
     pub describe: Describe,
 }
@@ -60,6 +81,31 @@ pub struct Receiver {
     max_body_bytes: usize,
     store: EventStore,
     queue: FollowupQueue,
+    clock: SharedClock,
+}
+
+/// A request ready to commit: what it means and the DynamoDB writes that record it.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The mapping's result.
+    pub described: Described,
+    plan: RecordPlan,
+}
+
+/// What a verified request comes to before any I/O.
+#[derive(Debug)]
+pub enum Step {
+    /// The mapping understood it.
+    Ready(Box<Prepared>),
+    /// The body is genuine but does not fit the model: quarantine it under this id.
+    Quarantine {
+        /// A signed id, or `sha256:<hex of the body>`.
+        event_id: String,
+        /// The event type, where a header named it.
+        event_type: String,
+        /// The parse error's kind and position.
+        reason: String,
+    },
 }
 
 impl Receiver {
@@ -76,12 +122,9 @@ impl Receiver {
             config.tolerance_secs,
         )?
         .with_clock(clock.clone());
-        let store = EventStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            &config.store.table_name,
-            config.store.retention_days,
-            clock,
-        );
+        let store = config
+            .store
+            .store(aws_sdk_dynamodb::Client::new(sdk), clock.clone());
         let queue = FollowupQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
         Ok(Self::from_parts(
             spec,
@@ -106,12 +149,14 @@ impl Receiver {
             max_body_bytes,
             store,
             queue,
+            clock: clock::system(),
         }
     }
 
     /// Handles one API Gateway request. Never fails: every error becomes its HTTP answer.
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        match self.process(&req).await {
+        let started = Instant::now();
+        match self.process(&req, started).await {
             Ok(resp) => resp,
             Err(err) => err.into_response(),
         }
@@ -119,7 +164,7 @@ impl Receiver {
 
     /// Everything before the network: guards, verification, parsing, mapping, and the DynamoDB
     /// request built. Separate so that its cost can be measured on its own (benches/receiver.rs).
-    pub fn prepare(&self, req: &Request) -> Result<Prepared, ApiError> {
+    pub fn prepare(&self, req: &Request) -> Result<Step, ApiError> {
         let body: &[u8] = req.body().as_ref();
         guard(
             req.method(),
@@ -134,18 +179,26 @@ impl Receiver {
             body,
             url: url.as_deref(),
         })?;
-        let described = (self.spec.describe)(&verified)?;
-        let id = &described.event_id;
-        if id.is_empty() || id.len() > MAX_EVENT_ID_LEN || id.chars().any(char::is_control) {
-            return Err(ApiError::InvalidEvent(format!(
-                "event id must be 1 to {MAX_EVENT_ID_LEN} printable characters"
-            )));
-        }
-        let plan = self
+        let described = match (self.spec.describe)(&verified) {
+            Ok(d) if valid_id(&d.event_id) => d,
+            Ok(_) => return Ok(self.quarantine_step(&verified, "event id missing or invalid")),
+            Err(e) => return Ok(self.quarantine_step(&verified, &e.to_string())),
+        };
+        match self
             .store
             .plan(&self.event(&described, body), &described.effects)
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        Ok(Prepared { described, plan })
+        {
+            Ok(plan) => Ok(Step::Ready(Box::new(Prepared { described, plan }))),
+            Err(e) => Ok(self.quarantine_step(&verified, &format!("not storable: {e}"))),
+        }
+    }
+
+    fn quarantine_step(&self, verified: &Verified<'_>, reason: &str) -> Step {
+        Step::Quarantine {
+            event_id: quarantine_id(&self.spec.scheme, verified),
+            event_type: verified.meta().event_type.clone().unwrap_or_default(),
+            reason: reason.to_owned(),
+        }
     }
 
     fn event<'a>(&self, described: &'a Described, body: &'a [u8]) -> NewEvent<'a> {
@@ -159,46 +212,157 @@ impl Receiver {
         }
     }
 
-    async fn process(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let Prepared { described, plan } = self.prepare(req)?;
-        let id = &described.event_id;
-        let outcome = self
-            .store
-            .commit(&self.event(&described, req.body().as_ref()), plan)
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        if let Outcome::Accepted(followups) = &outcome
-            && !followups.is_empty()
-            && let Err(err) = self.queue.send(followups).await
-        {
-            // The event is durable and its outbox PENDING: the reconciler will enqueue it.
-            tracing::warn!(
-                metric = "followup_enqueue_failed",
-                event_id = %id,
-                error = %err,
-                "follow-ups not enqueued; left pending for the reconciler"
-            );
-        }
+    /// The time this request may still take: the lower of the invocation's deadline and the
+    /// sender's timeout, less a margin for answering.
+    fn budget(&self, req: &Request, started: Instant) -> Duration {
+        let sender = self.spec.sender_timeout.saturating_sub(started.elapsed());
+        let lambda = req.lambda_context_ref().map(|ctx| {
+            let left = i64::try_from(ctx.deadline).unwrap_or(i64::MAX) - self.clock.now_millis();
+            Duration::from_millis(u64::try_from(left).unwrap_or(0))
+        });
+        lambda
+            .map_or(sender, |l| l.min(sender))
+            .saturating_sub(ANSWER_MARGIN)
+    }
+
+    async fn process(&self, req: &Request, started: Instant) -> Result<Response<Body>, ApiError> {
+        let body: &[u8] = req.body().as_ref();
+        let step = self.prepare(req)?;
+        let budget = self.budget(req, started);
+        let within = |what: &'static str| {
+            move |_| StoreError::Transient {
+                op: what,
+                message: "the request's time budget ran out".into(),
+            }
+        };
+        let (committed, event_id, event_type) = match step {
+            Step::Ready(prepared) => {
+                let Prepared { described, plan } = *prepared;
+                let event = self.event(&described, body);
+                let res = tokio::time::timeout(budget, self.store.commit(plan))
+                    .await
+                    .map_err(within("TransactWriteItems"))
+                    .and_then(|r| r);
+                match res {
+                    Ok(c) => (c, described.event_id.clone(), described.event_type.clone()),
+                    Err(StoreError::Permanent { message, .. }) => {
+                        let reason = format!("not storable: {message}");
+                        let c = tokio::time::timeout(
+                            budget.saturating_sub(started.elapsed()),
+                            self.store.quarantine(&event, &reason),
+                        )
+                        .await
+                        .map_err(within("TransactWriteItems"))
+                        .and_then(|r| r)
+                        .map_err(store_failure)?;
+                        (c, described.event_id.clone(), described.event_type.clone())
+                    }
+                    Err(e) => return Err(store_failure(e)),
+                }
+            }
+            Step::Quarantine {
+                event_id,
+                event_type,
+                reason,
+            } => {
+                let event = NewEvent {
+                    source: self.spec.source,
+                    function: self.spec.function,
+                    event_id: &event_id,
+                    event_type: &event_type,
+                    provider_ts: 0,
+                    body,
+                };
+                let c = tokio::time::timeout(budget, self.store.quarantine(&event, &reason))
+                    .await
+                    .map_err(within("TransactWriteItems"))
+                    .and_then(|r| r)
+                    .map_err(store_failure)?;
+                if c.outcome == Outcome::Quarantined {
+                    tracing::warn!(
+                        metric = "event_quarantined",
+                        function = self.spec.function,
+                        event_id = %event_id,
+                        reason = %reason,
+                        "verified event quarantined: it does not fit the model"
+                    );
+                }
+                (c, event_id, event_type)
+            }
+        };
+        self.enqueue(
+            &committed,
+            &event_id,
+            budget.saturating_sub(started.elapsed()),
+        )
+        .await;
         tracing::info!(
             function = self.spec.function,
-            event_id = %id,
-            event_type = %described.event_type,
-            outcome = outcome.status(),
+            event_id = %event_id,
+            event_type = %event_type,
+            outcome = committed.outcome.status(),
             "webhook received"
         );
         Ok(json_response(
             http::StatusCode::OK,
-            &json!({"status": outcome.status(), "event_id": id}),
+            &json!({"status": committed.outcome.status(), "event_id": event_id}),
         ))
+    }
+
+    /// Sends the follow-ups within what is left of the budget; whatever does not make it stays
+    /// PENDING for the reconciler.
+    async fn enqueue(&self, committed: &Committed, event_id: &str, left: Duration) {
+        if committed.enqueue.is_empty() {
+            return;
+        }
+        let failure = if left < MIN_SEND_BUDGET {
+            Some("no time left in the request's budget".to_owned())
+        } else {
+            match tokio::time::timeout(left, self.queue.send(&committed.enqueue)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(err)) => Some(err.to_string()),
+                Err(_) => Some("the send did not finish within the request's budget".to_owned()),
+            }
+        };
+        if let Some(error) = failure {
+            tracing::warn!(
+                metric = "followup_enqueue_failed",
+                event_id = %event_id,
+                error = %error,
+                "follow-ups not enqueued; left pending for the reconciler"
+            );
+        }
     }
 }
 
-/// A request ready to commit: what it means and the DynamoDB writes that record it.
-#[derive(Debug)]
-pub struct Prepared {
-    /// The mapping's result.
-    pub described: Described,
-    plan: RecordPlan,
+fn store_failure(e: StoreError) -> ApiError {
+    ApiError::Unavailable(e.to_string())
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN && !id.chars().any(char::is_control)
+}
+
+/// The id a quarantined delivery is stored under: the scheme's signed id where it has one (the
+/// Standard Webhooks message id, the `id` of a Stripe body, the `event_id` of a Slack body),
+/// else `sha256:<hex>` of the body, which is stable across retries (they re-sign headers, not
+/// bodies). Never an unsigned header: anyone could mint unlimited quarantine records with one.
+pub fn quarantine_id(scheme: &Scheme, verified: &Verified<'_>) -> String {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        id: Option<String>,
+        event_id: Option<String>,
+    }
+    let ids = || serde_json::from_slice::<Ids>(verified.body()).ok();
+    let signed = match scheme {
+        Scheme::StandardWebhooks => verified.meta().delivery_id.clone(),
+        Scheme::Stripe => ids().and_then(|i| i.id),
+        Scheme::Slack => ids().and_then(|i| i.event_id),
+        _ => None,
+    };
+    signed
+        .filter(|id| valid_id(id))
+        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(verified.body()))))
 }
 
 /// The URL the sender posted to, as it saw it: `https://{host}{path}?{query}` (Twilio signs it).

@@ -1,22 +1,27 @@
-//! The reconciler: re-enqueues follow-ups whose outbox is still PENDING after a grace period.
+//! The reconciler: finds the follow-ups nobody is working on, by time, and enqueues them again.
 //!
-//! This is what makes "nothing is lost" hold when SQS refused a send after the commit, or for
-//! senders such as GitHub that never retry. Work per run is bounded (`RECONCILE_MAX_EVENTS`), and
-//! it is idempotent with the worker: re-enqueueing an action that is meanwhile done costs a
-//! message the worker acknowledges without running anything. Each re-enqueued event moves to the
-//! back of the pending index, so it waits a full grace period before its next try.
+//! This is what makes "nothing is lost" hold when SQS refused a send after the commit, a worker
+//! crashed holding a lease, or a sender (GitHub) never retries. Each item with anything not final
+//! carries `next_check_at` (the pending index's sort key); one range query per shard returns
+//! exactly the items whose time has passed. Follow-ups under a live lease are left alone (their
+//! check moves to the lease's end), so a target that is down for an hour never has more than one
+//! copy of a follow-up in flight. Work per run is bounded (`RECONCILE_MAX_EVENTS` per shard),
+//! and a record this code cannot read is skipped and reported, never a reason to stop.
 
-use crate::clock::SharedClock;
 use crate::queue::FollowupQueue;
-use crate::store::{ActionStatus, EventStore, FollowUp};
+use crate::store::EventStore;
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
-    /// Pending events examined.
-    pub events: usize,
+    /// Due items examined.
+    pub items: usize,
     /// Messages enqueued.
     pub enqueued: usize,
+    /// Keys of items skipped as malformed.
+    pub corrupt: Vec<String>,
+    /// How long the oldest re-enqueued item had been due, ms (the backlog's age).
+    pub oldest_due_ms: i64,
 }
 
 /// A reconciler failure: the run is reported as failed and the next scheduled run tries again.
@@ -28,48 +33,27 @@ pub struct ReconcileError(String);
 pub async fn run(
     store: &EventStore,
     queue: &FollowupQueue,
-    clock: &SharedClock,
-    grace_secs: i64,
-    max_events: i32,
+    max_per_shard: i32,
 ) -> Result<Report, ReconcileError> {
-    let cutoff = clock.now_millis() - grace_secs.saturating_mul(1000);
-    let pending = store
-        .pending_before(cutoff, max_events)
+    let scan = store
+        .reconcile_scan(max_per_shard)
         .await
         .map_err(|e| ReconcileError(e.to_string()))?;
-    let mut report = Report::default();
-    for (source, event_id) in pending {
-        report.events += 1;
-        let Some(event) = store
-            .get_event(&source, &event_id)
-            .await
-            .map_err(|e| ReconcileError(e.to_string()))?
-        else {
-            continue;
-        };
-        let followups: Vec<FollowUp> = event
-            .outbox
-            .iter()
-            .filter(|o| o.status == ActionStatus::Pending)
-            .map(|o| FollowUp {
-                source: source.clone(),
-                event_id: event_id.clone(),
-                action: o.kind.clone(),
-            })
-            .collect();
-        queue
-            .send(&followups)
-            .await
-            .map_err(|e| ReconcileError(e.to_string()))?;
-        report.enqueued += followups.len();
-        store
-            .touch_pending(&source, &event_id)
-            .await
-            .map_err(|e| ReconcileError(e.to_string()))?;
-    }
+    queue
+        .send(&scan.due)
+        .await
+        .map_err(|e| ReconcileError(e.to_string()))?;
+    let report = Report {
+        items: scan.items,
+        enqueued: scan.due.len(),
+        corrupt: scan.corrupt,
+        oldest_due_ms: scan.oldest_due_ms,
+    };
     tracing::info!(
-        events = report.events,
+        items = report.items,
         enqueued = report.enqueued,
+        corrupt = report.corrupt.len(),
+        oldest_due_ms = report.oldest_due_ms,
         "reconcile run"
     );
     Ok(report)

@@ -1,103 +1,139 @@
-//! The follow-up worker: runs each queued action and marks it on the event record.
+//! The follow-up worker: runs each queued follow-up under a lease (DESIGN.md, "Follow-ups").
 //!
-//! Invariant kept here (DESIGN.md 3): an action runs effectively once. Before running, the worker
-//! reads the outbox and skips anything no longer PENDING; after a 2xx it marks the action DONE with
-//! a conditional update, so a redelivered message finds it done. Every call carries an
-//! `Idempotency-Key` (`<source>:<event id>:<action>`), so a target can also drop the rare second
-//! call of two deliveries racing each other. Failures are reported per message
-//! (`batchItemFailures`), never as a whole-batch retry.
+//! Invariants kept here (DESIGN.md 3):
+//! - **only the claimant POSTs**: a message first claims its follow-up with a conditional update
+//!   (a lease and attempt + 1); a message whose claim fails (someone holds the lease, or it is
+//!   finished) is deleted, not retried: the reconciler, not a stray copy, recovers a crashed
+//!   claim. DONE and FAILED are written only while the lease is ours;
+//! - **the same `Idempotency-Key` on every automatic repeat**
+//!   (`<source>:<event or entity>:<action>:<generation>`; for a sync the entity part carries the
+//!   version, so a new state is a new key), the generation changing only on an operator's retry;
+//! - **a sync converges**: the worker compares the entity's desired target state with what was
+//!   last synced, POSTs only when they differ, and if the entity moved on while it worked the sync
+//!   stays PENDING and is enqueued again;
+//! - **the DLQ holds exactly the FAILED ones**: the worker sends the message there itself when it
+//!   marks FAILED, then lets the event source delete it. A transient failure backs off by changing
+//!   the message's visibility (capped, jittered, `Retry-After` honoured) and reporting it in
+//!   `batchItemFailures`; redirects are never followed (a POST must not become a GET).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
-use crate::clock;
-use crate::config::WorkerConfig;
-use crate::queue;
-use crate::store::{ActionStatus, EventStore, FollowUp, MarkResult};
+use crate::clock::{self, SharedClock};
+use crate::config::{Target, WorkerConfig};
+use crate::queue::{self, FollowupQueue};
+use crate::store::lifecycle::{self, Timers, Verdict};
+use crate::store::{EventStore, Finish, FollowUp, Marked, SyncTarget};
 
-/// The header naming the action instance, stable across retries.
+/// The header naming the follow-up instance, stable across automatic repeats.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-/// What became of one message.
+/// What became of one message (it is deleted from the queue).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
-    /// The target answered 2xx; marked DONE.
+    /// The target answered 2xx; DONE.
     Done,
-    /// No target configured for this kind; marked SKIPPED.
+    /// A sync whose target already has the desired state: DONE without a POST.
+    UpToDate,
+    /// SKIPPED: the kind's target is `disabled`, or the entity was deleted.
     Skipped,
-    /// Already finished by an earlier delivery; nothing run.
-    AlreadyFinished,
-    /// The event record no longer exists (expired); nothing to run.
-    EventGone,
+    /// FAILED and moved to the dead-letter queue.
+    Failed,
+    /// Not claimable (someone holds it, or it is finished): the copy is dropped.
+    NotClaimed,
+    /// A sync whose entity moved on while it ran: PENDING again and enqueued again.
+    Requeued,
+    /// The lease expired before the mark; whoever holds it now finishes it.
+    LeaseLost,
 }
 
 /// Why a message must come back (reported as a batch item failure).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Retry {
-    /// The target failed transiently (408, 429, 5xx, timeout, connection).
-    #[error("action target failed transiently: {0}")]
-    Transient(String),
-    /// The target refused permanently (another 4xx); recorded FAILED, left for the dead-letter
-    /// queue. Redelivery does not run it again.
-    #[error("action failed permanently: {0}")]
-    Permanent(String),
-    /// DynamoDB failed.
-    #[error("store unavailable: {0}")]
-    Store(String),
-    /// The message is not a follow-up.
+    /// The target failed transiently; the message reappears after `delay`.
+    #[error("target failed transiently ({reason}); retry in {delay:?}")]
+    Backoff {
+        /// Why.
+        reason: String,
+        /// The backoff.
+        delay: Duration,
+    },
+    /// DynamoDB or SQS failed.
+    #[error("dependency unavailable: {0}")]
+    Dependency(String),
+    /// The message is not a follow-up (after `maxReceiveCount` receives it goes to the DLQ).
     #[error("malformed message: {0}")]
     Malformed(String),
 }
 
-/// The worker: store, HTTP client and action targets, built once per cold start.
+/// The worker: store, queue, HTTP client, targets and timers, built once per cold start.
 #[derive(Debug, Clone)]
 pub struct Worker {
     store: EventStore,
+    queue: FollowupQueue,
+    dlq_url: String,
     http: reqwest::Client,
-    targets: BTreeMap<String, url::Url>,
+    targets: BTreeMap<String, Target>,
+    timers: Timers,
+    clock: SharedClock,
 }
 
 impl Worker {
     /// Builds the worker from configuration.
     pub fn new(config: &WorkerConfig, sdk: &SdkConfig) -> Result<Self, reqwest::Error> {
-        let store = EventStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            &config.store.table_name,
-            config.store.retention_days,
-            clock::system(),
-        );
-        Self::from_parts(store, config.action_urls.clone(), config.action_timeout)
+        let clock = clock::system();
+        let store = config
+            .store
+            .store(aws_sdk_dynamodb::Client::new(sdk), clock.clone());
+        let queue = FollowupQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
+        Self::from_parts(
+            store,
+            queue,
+            &config.dlq_url,
+            config.targets.clone(),
+            config.timers,
+            clock,
+        )
     }
 
-    /// Assembles a worker from ready parts (tests).
+    /// Assembles a worker from ready parts (tests inject clocks and targets here).
     pub fn from_parts(
         store: EventStore,
-        targets: BTreeMap<String, url::Url>,
-        timeout: Duration,
+        queue: FollowupQueue,
+        dlq_url: &str,
+        targets: BTreeMap<String, Target>,
+        timers: Timers,
+        clock: SharedClock,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
+            .timeout(timers.action_timeout)
+            .connect_timeout(timers.action_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             store,
+            queue,
+            dlq_url: dlq_url.to_owned(),
             http,
             targets,
+            timers,
+            clock,
         })
     }
 
-    /// Handles one SQS batch, reporting each failed message by id. The messages run
-    /// concurrently, so a batch of ten slow targets takes one action timeout, not ten, and stays
-    /// inside the function's timeout.
+    fn ms(d: Duration) -> i64 {
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Handles one SQS batch, reporting each message to retry by id. The messages run
+    /// concurrently, so a batch of ten slow targets takes one action timeout, not ten.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let runs = event.records.into_iter().map(|record| async move {
-            let id = record.message_id.unwrap_or_default();
-            let result = self
-                .handle_message(record.body.as_deref().unwrap_or_default())
-                .await;
+            let id = record.message_id.clone().unwrap_or_default();
+            let result = self.handle_record(&record).await;
             (id, result)
         });
         let mut response = SqsBatchResponse::default();
@@ -113,77 +149,241 @@ impl Worker {
         response
     }
 
-    /// Handles one message body.
-    pub async fn handle_message(&self, body: &str) -> Result<Handled, Retry> {
-        let followup = queue::decode(body).map_err(|e| Retry::Malformed(e.to_string()))?;
-        let event = self
-            .store
-            .get_event(&followup.source, &followup.event_id)
-            .await
-            .map_err(|e| Retry::Store(e.to_string()))?;
-        let Some(event) = event else {
-            return Ok(Handled::EventGone);
-        };
-        let Some(entry) = event.outbox.iter().find(|o| o.kind == followup.action) else {
-            return Err(Retry::Malformed(format!(
-                "event has no action {:?}",
-                followup.action
-            )));
-        };
-        match entry.status {
-            ActionStatus::Pending => {}
-            ActionStatus::Failed => {
-                return Err(Retry::Permanent("recorded as failed earlier".into()));
+    async fn handle_record(&self, record: &SqsMessage) -> Result<Handled, Retry> {
+        let body = record.body.as_deref().unwrap_or_default();
+        let result = self.handle_message(body).await;
+        match &result {
+            Err(Retry::Backoff { delay, .. }) => {
+                if let Some(handle) = record.receipt_handle.as_deref()
+                    && let Err(e) = self.queue.delay(handle, *delay).await
+                {
+                    // The queue's own visibility timeout applies instead: later, never lost.
+                    tracing::warn!(error = %e, "could not set the backoff on the message");
+                }
             }
-            ActionStatus::Done | ActionStatus::Skipped => return Ok(Handled::AlreadyFinished),
+            Ok(Handled::Failed) => {
+                if let Err(e) = self.queue.send_body_to(&self.dlq_url, body).await {
+                    // Marked FAILED already (visible to `followups list`); keep the message.
+                    return Err(Retry::Dependency(format!("moving to the DLQ: {e}")));
+                }
+            }
+            _ => {}
         }
-        let Some(url) = self.targets.get(&followup.action) else {
-            return self
-                .mark(&followup, ActionStatus::Skipped, Handled::Skipped)
-                .await;
-        };
-        let key = format!(
-            "{}:{}:{}",
-            followup.source, followup.event_id, followup.action
-        );
-        let sent = self
-            .http
-            .post(url.clone())
-            .header(IDEMPOTENCY_KEY, key)
-            .json(&entry.payload)
-            .send()
-            .await;
-        let status = match sent {
-            Ok(resp) => resp.status(),
-            Err(err) => return Err(Retry::Transient(err.without_url().to_string())),
-        };
-        if status.is_success() {
-            return self
-                .mark(&followup, ActionStatus::Done, Handled::Done)
-                .await;
-        }
-        let transient = status == reqwest::StatusCode::REQUEST_TIMEOUT
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status.is_server_error()
-            || !status.is_client_error();
-        if transient {
-            return Err(Retry::Transient(format!("target answered {status}")));
-        }
-        self.mark(&followup, ActionStatus::Failed, Handled::Done)
-            .await?;
-        Err(Retry::Permanent(format!("target answered {status}")))
+        result
     }
 
-    async fn mark(
-        &self,
-        f: &FollowUp,
-        status: ActionStatus,
-        handled: Handled,
-    ) -> Result<Handled, Retry> {
-        match self.store.mark_action(f, status).await {
-            Ok(MarkResult::Marked) => Ok(handled),
-            Ok(MarkResult::AlreadyFinished) => Ok(Handled::AlreadyFinished),
-            Err(e) => Err(Retry::Store(e.to_string())),
+    /// Handles one message body. `Ok(Handled::Failed)` means "move it to the DLQ".
+    pub async fn handle_message(&self, body: &str) -> Result<Handled, Retry> {
+        let followup = queue::decode(body).map_err(|e| Retry::Malformed(e.to_string()))?;
+        match followup {
+            FollowUp::Action {
+                source,
+                event_id,
+                action,
+            } => self.run_action(&source, &event_id, &action).await,
+            FollowUp::Sync {
+                source,
+                entity_kind,
+                entity_id,
+                sync: _,
+            } => self.run_sync(&source, &entity_kind, &entity_id).await,
         }
+    }
+
+    async fn run_action(
+        &self,
+        source: &str,
+        event_id: &str,
+        action: &str,
+    ) -> Result<Handled, Retry> {
+        let store = |e: crate::store::StoreError| Retry::Dependency(e.to_string());
+        let Some(claim) = self
+            .store
+            .claim_action(
+                source,
+                event_id,
+                action,
+                Self::ms(self.timers.lease),
+                Self::ms(self.timers.visibility),
+            )
+            .await
+            .map_err(store)?
+        else {
+            return Ok(Handled::NotClaimed);
+        };
+        let entry = &claim.entry;
+        let finish = if let Some(e) = &entry.unless_deleted
+            && self.store.is_deleted(&e.kind, &e.id).await.map_err(store)?
+        {
+            Finish::Skipped {
+                reason: "entity deleted".into(),
+            }
+        } else {
+            let key = lifecycle::action_key(source, event_id, action, entry.generation);
+            self.post(action, &entry.payload, &key, entry.attempt).await
+        };
+        let marked = self
+            .store
+            .finish_action(source, event_id, action, &claim.lease, &finish)
+            .await
+            .map_err(store)?;
+        outcome(&finish, marked, self.clock.now_millis())
+    }
+
+    async fn run_sync(&self, source: &str, kind: &str, id: &str) -> Result<Handled, Retry> {
+        let store = |e: crate::store::StoreError| Retry::Dependency(e.to_string());
+        let Some(claim) = self
+            .store
+            .claim_sync(
+                kind,
+                id,
+                Self::ms(self.timers.lease),
+                Self::ms(self.timers.visibility),
+            )
+            .await
+            .map_err(store)?
+        else {
+            return Ok(Handled::NotClaimed);
+        };
+        let Some(sync) = &claim.entity.sync else {
+            return Err(Retry::Malformed(format!("{kind}/{id} keeps no sync")));
+        };
+        let desired = &sync.desired;
+        let differs = match &sync.synced {
+            Some(synced) => synced != desired,
+            None => !desired.baseline,
+        };
+        let (finish, posted): (Finish, Option<&SyncTarget>) = if differs {
+            let key = lifecycle::sync_key(
+                source,
+                kind,
+                id,
+                claim.entity.version,
+                &sync.name,
+                sync.generation,
+            );
+            let finish = self
+                .post(&desired.action, &desired.payload, &key, sync.attempt)
+                .await;
+            let posted = matches!(finish, Finish::Done { .. }).then_some(desired);
+            (finish, posted)
+        } else {
+            (Finish::Done { status: 0 }, None)
+        };
+        let marked = self
+            .store
+            .finish_sync(&claim.entity, &claim.lease, &finish, posted)
+            .await
+            .map_err(store)?;
+        if marked == Marked::Moved {
+            let again = FollowUp::Sync {
+                source: source.to_owned(),
+                entity_kind: kind.to_owned(),
+                entity_id: id.to_owned(),
+                sync: sync.name.clone(),
+            };
+            // If this send fails, the entity's next check (now + grace) brings the reconciler.
+            if let Err(e) = self.queue.send(std::slice::from_ref(&again)).await {
+                tracing::warn!(error = %e, "sync left for the reconciler");
+            }
+            return Ok(Handled::Requeued);
+        }
+        match outcome(&finish, marked, self.clock.now_millis())? {
+            Handled::Done if posted.is_none() => Ok(Handled::UpToDate),
+            other => Ok(other),
+        }
+    }
+
+    /// POSTs `payload` to `action`'s target and says how this attempt ends.
+    async fn post(
+        &self,
+        action: &str,
+        payload: &serde_json::Value,
+        key: &str,
+        attempt: i64,
+    ) -> Finish {
+        let url = match self.targets.get(action) {
+            Some(Target::Url(url)) => url.clone(),
+            Some(Target::Disabled) => {
+                return Finish::Skipped {
+                    reason: "target disabled".into(),
+                };
+            }
+            None => {
+                return Finish::Failed {
+                    status: 0,
+                    reason: format!("no target configured for {action}"),
+                };
+            }
+        };
+        let sent = self
+            .http
+            .post(url)
+            .header(IDEMPOTENCY_KEY, key)
+            .json(payload)
+            .send()
+            .await;
+        let (status, retry_after, reason) = match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| lifecycle::retry_after(v, self.clock.now_millis() / 1000));
+                (status, after, format!("target answered {status}"))
+            }
+            Err(err) => (0, None, err.without_url().to_string()),
+        };
+        let verdict = if status == 0 {
+            Verdict::Retry
+        } else {
+            lifecycle::verdict(status)
+        };
+        match verdict {
+            Verdict::Done => Finish::Done { status },
+            Verdict::Fail => Finish::Failed { status, reason },
+            Verdict::Retry => {
+                let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+                if attempt >= self.timers.max_attempts {
+                    return Finish::Failed {
+                        status,
+                        reason: format!("{reason}; {attempt} attempts exhausted"),
+                    };
+                }
+                let delay = self
+                    .timers
+                    .backoff(attempt, retry_after, jitter(key, attempt));
+                Finish::Retry {
+                    status,
+                    reason,
+                    visible_at: self.clock.now_millis().saturating_add(Self::ms(delay)),
+                }
+            }
+        }
+    }
+}
+
+/// A jitter in [0, 1) that differs per follow-up and attempt (spreads a burst of retries).
+fn jitter(key: &str, attempt: u32) -> f64 {
+    let h = crate::store::schema::shard(&format!("{key}/{attempt}"), 1 << 16);
+    f64::from(h) / f64::from(1u32 << 16)
+}
+
+/// What the message comes to once the attempt is marked.
+fn outcome(finish: &Finish, marked: Marked, now: i64) -> Result<Handled, Retry> {
+    if marked == Marked::LeaseLost {
+        return Ok(Handled::LeaseLost);
+    }
+    match finish {
+        Finish::Done { .. } => Ok(Handled::Done),
+        Finish::Skipped { .. } => Ok(Handled::Skipped),
+        Finish::Failed { .. } => Ok(Handled::Failed),
+        Finish::Retry {
+            reason, visible_at, ..
+        } => Err(Retry::Backoff {
+            reason: reason.clone(),
+            delay: Duration::from_millis(u64::try_from(visible_at - now).unwrap_or(0)),
+        }),
     }
 }

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
@@ -134,9 +134,61 @@ impl Stack {
         })
     }
 
-    /// An event store on this test's table, with `clock`.
+    /// An event store on this test's table, with `clock` (grace 300 s).
     pub fn store(&self, clock: hookline::clock::SharedClock) -> hookline::store::EventStore {
         hookline::store::EventStore::new(self.dynamo.clone(), &self.table, 30, clock)
+    }
+
+    /// A worker on this test's table and queues, every action kind pointing at `target`, with
+    /// `timers` and `clock`.
+    pub fn worker(
+        &self,
+        target: &Target,
+        timers: hookline::store::lifecycle::Timers,
+        clock: hookline::clock::SharedClock,
+    ) -> hookline::worker::Worker {
+        let targets = hookline::store::ACTION_KINDS
+            .iter()
+            .map(|k| {
+                (
+                    (*k).to_owned(),
+                    hookline::config::Target::Url(target.url(k)),
+                )
+            })
+            .collect();
+        hookline::worker::Worker::from_parts(
+            self.store(clock.clone()),
+            self.queue(),
+            &self.dlq_url,
+            targets,
+            timers,
+            clock,
+        )
+        .unwrap()
+    }
+
+    /// Receives every message visible on `queue_url` now, without deleting them: the SQS event
+    /// a worker would get (message ids, bodies, receipt handles).
+    pub async fn receive(
+        &self,
+        queue_url: &str,
+    ) -> anyhow::Result<Vec<aws_sdk_sqs::types::Message>> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await?;
+            let msgs = out.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return Ok(all);
+            }
+            all.extend(msgs);
+        }
     }
 
     /// The follow-up queue.
@@ -175,6 +227,125 @@ impl Stack {
     }
 }
 
+/// What one [`Stack::feed`] pass did.
+#[derive(Debug, Default, Clone)]
+pub struct Fed {
+    /// Messages handed to the worker.
+    pub received: usize,
+    /// Receipt handles of the messages the worker reported as failed (still on the queue,
+    /// invisible until their backoff ends; [`Stack::release`] ends it now).
+    pub failed: Vec<String>,
+}
+
+impl Stack {
+    /// Does what the SQS event source does, once: receives every visible message, shuffles them
+    /// (deterministically, by `seed`), hands them to `worker` in batches of `batch` running
+    /// concurrently, and deletes the messages not reported in `batchItemFailures`.
+    pub async fn feed(
+        &self,
+        worker: &hookline::worker::Worker,
+        batch: usize,
+        seed: u64,
+    ) -> anyhow::Result<Fed> {
+        let mut messages = self.receive(&self.queue_url).await?;
+        shuffle(&mut messages, seed);
+        let mut fed = Fed {
+            received: messages.len(),
+            ..Fed::default()
+        };
+        let mut runs = Vec::new();
+        for chunk in messages.chunks(batch.max(1)) {
+            let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+            event.records = chunk
+                .iter()
+                .map(|m| {
+                    let mut r = aws_lambda_events::event::sqs::SqsMessage::default();
+                    r.message_id = m.message_id().map(str::to_owned);
+                    r.receipt_handle = m.receipt_handle().map(str::to_owned);
+                    r.body = m.body().map(str::to_owned);
+                    r
+                })
+                .collect();
+            let worker = worker.clone();
+            runs.push((
+                chunk.to_vec(),
+                tokio::spawn(async move { worker.handle(event).await }),
+            ));
+        }
+        for (chunk, run) in runs {
+            let response = run.await?;
+            let failed: Vec<&str> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.as_str())
+                .collect();
+            for m in chunk {
+                let handle = m.receipt_handle().unwrap_or_default().to_owned();
+                if m.message_id().is_some_and(|id| failed.contains(&id)) {
+                    fed.failed.push(handle);
+                } else {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await?;
+                }
+            }
+        }
+        Ok(fed)
+    }
+
+    /// Ends the backoff of messages left in flight: visible again now.
+    pub async fn release(&self, handles: &[String]) -> anyhow::Result<()> {
+        for h in handles {
+            self.sqs
+                .change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(h)
+                .visibility_timeout(0)
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Messages on `queue_url`: (visible, in flight).
+    pub async fn depth(&self, queue_url: &str) -> anyhow::Result<(i64, i64)> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await?;
+        let get = |name: A| -> i64 {
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            get(A::ApproximateNumberOfMessages),
+            get(A::ApproximateNumberOfMessagesNotVisible),
+        ))
+    }
+}
+
+/// A deterministic shuffle (xorshift), so a failing order can be replayed from its seed.
+pub fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for i in (1..items.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = usize::try_from(x % (i as u64 + 1)).unwrap_or(0);
+        items.swap(i, j);
+    }
+}
+
 /// A request the [`Target`] received.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -187,36 +358,71 @@ pub struct Received {
 }
 
 /// A local HTTP target for follow-up actions that answers from a script of status codes (then
-/// 200) and records every request.
+/// its default, 200 unless set) and records every request. A 3xx carries a `Location` pointing
+/// back at the target (so a followed redirect would show as a second request); a status scripted
+/// with [`Target::start_with_retry_after`] carries `Retry-After`.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     received: Arc<Mutex<Vec<Received>>>,
     hits: Arc<AtomicUsize>,
+    default: Arc<AtomicU16>,
 }
 
 impl Target {
     /// Starts a target answering `script` in order, then 200 forever.
     pub async fn start(script: Vec<u16>) -> anyhow::Result<Self> {
+        Self::start_with_retry_after(script.into_iter().map(|s| (s, None)).collect()).await
+    }
+
+    /// Starts a target answering `(status, Retry-After)` in order, then its default.
+    pub async fn start_with_retry_after(script: Vec<(u16, Option<&str>)>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let script: VecDeque<(u16, Option<String>)> = script
+            .into_iter()
+            .map(|(s, r)| (s, r.map(str::to_owned)))
+            .collect();
+        let script = Arc::new(Mutex::new(script));
         let received = Arc::new(Mutex::new(Vec::new()));
         let hits = Arc::new(AtomicUsize::new(0));
-        let (rec, h) = (received.clone(), hits.clone());
+        let default = Arc::new(AtomicU16::new(200));
+        let (rec, h, d, here) = (
+            received.clone(),
+            hits.clone(),
+            default.clone(),
+            base.clone(),
+        );
         tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
-                let (rec, h, script) = (rec.clone(), h.clone(), script.clone());
+                let (rec, h, d, script, here) = (
+                    rec.clone(),
+                    h.clone(),
+                    d.clone(),
+                    script.clone(),
+                    here.clone(),
+                );
                 tokio::spawn(async move {
                     let Ok(req) = read_request(&mut sock).await else {
                         return;
                     };
                     h.fetch_add(1, Ordering::SeqCst);
                     rec.lock().unwrap().push(req);
-                    let status = script.lock().unwrap().pop_front().unwrap_or(200);
+                    let (status, retry_after) = script
+                        .lock()
+                        .unwrap()
+                        .pop_front()
+                        .unwrap_or((d.load(Ordering::SeqCst), None));
+                    let mut extra = String::new();
+                    if (300..400).contains(&status) {
+                        extra.push_str(&format!("location: {here}/redirected\r\n"));
+                    }
+                    if let Some(r) = retry_after {
+                        extra.push_str(&format!("retry-after: {r}\r\n"));
+                    }
                     let resp = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\n{extra}connection: close\r\n\r\n{{}}"
                     );
                     let _ = sock.write_all(resp.as_bytes()).await;
                 });
@@ -226,7 +432,13 @@ impl Target {
             base,
             received,
             hits,
+            default,
         })
+    }
+
+    /// What the target answers once its script is used up (e.g. 503 while it is "down").
+    pub fn set_default(&self, status: u16) {
+        self.default.store(status, Ordering::SeqCst);
     }
 
     /// Requests received so far.

@@ -180,8 +180,8 @@ async fn send_all(
 ) -> anyhow::Result<Vec<(String, String)>> {
     let gate = Arc::new(tokio::sync::Semaphore::new(senders));
     let mut tasks = Vec::new();
-    for d in all.iter().cloned() {
-        let (dev, gate) = (dev.clone(), gate.clone());
+    for d in all {
+        let (dev, gate, d) = (dev.clone(), gate.clone(), d.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await?;
             send(&dev, &d).await
@@ -215,10 +215,8 @@ async fn the_local_stack_answers_every_first_delivery_and_runs_each_followup_onc
 -> anyhow::Result<()> {
     hookline_tests::endpoint()?; // only under the test command
     let root = workspace_root();
-    let dir = std::env::temp_dir().join(format!(
-        "hookline-stack-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("hookline-stack-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let profile_dir = std::env::current_exe()?
         .parent()
@@ -279,7 +277,10 @@ async fn scenario(dev: &Arc<Dev>, group: &mut Group) -> anyhow::Result<()> {
         {
             bail!("scripts/dev.sh exited ({status}) before it was ready");
         }
-        ensure!(Instant::now() < deadline, "not ready within {READY_TIMEOUT:?}");
+        ensure!(
+            Instant::now() < deadline,
+            "not ready within {READY_TIMEOUT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
@@ -314,7 +315,7 @@ async fn scenario(dev: &Arc<Dev>, group: &mut Group) -> anyhow::Result<()> {
                 .with_context(|| format!("event {} not recorded", d.id))?;
             ensure!(!event.outbox.is_empty(), "{} has no follow-ups", d.id);
             for o in &event.outbox {
-                keys.insert(format!("{}:{}:{}", d.source, d.id, o.kind));
+                keys.insert(format!("{}:{}:{}:{}", d.source, d.id, o.kind, o.generation));
                 if o.status != ActionStatus::Done {
                     pending.push(format!("{}:{} {:?}", d.id, o.kind, o.status));
                 }
@@ -380,7 +381,10 @@ async fn scenario(dev: &Arc<Dev>, group: &mut Group) -> anyhow::Result<()> {
         *received.entry(key.to_owned()).or_default() += 1;
     }
     let twice: Vec<_> = received.iter().filter(|(_, n)| **n > 1).collect();
-    ensure!(twice.is_empty(), "follow-ups POSTed more than once: {twice:?}");
+    ensure!(
+        twice.is_empty(),
+        "follow-ups POSTed more than once: {twice:?}"
+    );
     let got: BTreeSet<String> = received.into_keys().collect();
     ensure!(
         got == expected,

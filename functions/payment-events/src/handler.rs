@@ -45,20 +45,25 @@
 //!
 //! | kind | when | payload |
 //! |---|---|---|
-//! | `provision_access` | `checkout.session.completed` paid (or needing no payment), not `setup` mode; `customer.subscription.created` as `active`/`trialing`; `customer.subscription.updated` as `active`/`trialing` when its status or items changed | customer, subscription, price_id, status, email, checkout_session (null where unknown) |
-//! | `revoke_access` | `customer.subscription.deleted` | customer, subscription, status, ended_at |
+//! | `provision_access` (event action) | `checkout.session.completed` paid (or needing no payment), not `setup` mode | customer, subscription, price_id (null), status (null), email, checkout_session |
+//! | `access` (sync of the subscription) | every applied `customer.subscription.*` change | to the `provision_access` target while the subscription is `active`/`trialing` (customer, subscription, price_id, status, email null, checkout_session null), to the `revoke_access` target once it is not (customer, subscription, status, ended_at); sent only when it differs from what was last synced |
 //! | `receipt` | `invoice.paid` | invoice, number, customer, email, amount_paid, currency, hosted_invoice_url, subscription |
 //! | `notify_admin` | `invoice.payment_failed`, `payment_intent.payment_failed` | event_type, customer, the object's id, amount, currency, and the failure details |
 //!
 //! Payloads carry only what the target needs, never the body. Targets get an
-//! `Idempotency-Key` per event and action; `provision_access` can come from both a checkout
-//! session and its subscription and must be idempotent per subscription.
+//! `Idempotency-Key` per event action, and per subscription version for the access sync;
+//! `provision_access` can come from both a checkout session and its subscription and must be
+//! idempotent per subscription.
+//!
+//! Access is a sync, not an edge: the worker derives it from the subscription's current state,
+//! so `created` (active) arriving after a metadata-only `updated`, or a `deleted` overtaking its
+//! `created`, still ends with the target holding the subscription's final access state.
 
 use hookline::model::stripe::{
     CheckoutSession, Event, Invoice, Payload, PaymentIntent, Subscription,
 };
 use hookline::receiver::Described;
-use hookline::store::{Action, ChangeMode, Effects, StateAttrs, StateChange};
+use hookline::store::{Action, ChangeMode, Effects, StateAttrs, StateChange, SyncTarget};
 use hookline::verify::{ParseError, Verified};
 use serde_json::{Value, json};
 
@@ -77,6 +82,9 @@ pub const PROVISION_ACCESS: &str = "provision_access";
 pub const REVOKE_ACCESS: &str = "revoke_access";
 /// Follow-up: send a receipt.
 pub const RECEIPT: &str = "receipt";
+/// The sync a subscription keeps: access granted (`provision_access` target) or revoked
+/// (`revoke_access` target), converging on the subscription's final state.
+pub const ACCESS: &str = "access";
 /// Follow-up: tell an administrator about a failed payment.
 pub const NOTIFY_ADMIN: &str = "notify_admin";
 
@@ -96,9 +104,9 @@ pub fn describe_event(event: &Event) -> Described {
     let ts = event.created.saturating_mul(1000);
     let effects = match &event.payload {
         Payload::CheckoutSessionCompleted(s) => checkout_completed(s, ts),
-        Payload::SubscriptionCreated(s) => subscription(event, s, Stage::Created, ts),
-        Payload::SubscriptionUpdated(s) => subscription(event, s, Stage::Updated, ts),
-        Payload::SubscriptionDeleted(s) => subscription(event, s, Stage::Deleted, ts),
+        Payload::SubscriptionCreated(s) => subscription(s, Stage::Created, ts),
+        Payload::SubscriptionUpdated(s) => subscription(s, Stage::Updated, ts),
+        Payload::SubscriptionDeleted(s) => subscription(s, Stage::Deleted, ts),
         Payload::InvoicePaid(i) => invoice(event, i, true, ts),
         Payload::InvoicePaymentFailed(i) => invoice(event, i, false, ts),
         Payload::PaymentIntentSucceeded(p) => payment_intent(event, p, true, ts),
@@ -153,6 +161,7 @@ fn upsert(kind: &str, id: &str, version: i64, attrs: StateAttrs) -> Option<State
         version,
         mode: ChangeMode::Upsert,
         attrs,
+        sync: None,
     })
 }
 
@@ -166,18 +175,19 @@ struct Provision<'a> {
 }
 
 impl Provision<'_> {
+    fn payload(&self) -> Value {
+        json!({
+            "customer": self.customer,
+            "subscription": self.subscription,
+            "price_id": self.price_id,
+            "status": self.status,
+            "email": self.email,
+            "checkout_session": self.checkout_session,
+        })
+    }
+
     fn action(&self) -> Action {
-        Action::new(
-            PROVISION_ACCESS,
-            json!({
-                "customer": self.customer,
-                "subscription": self.subscription,
-                "price_id": self.price_id,
-                "status": self.status,
-                "email": self.email,
-                "checkout_session": self.checkout_session,
-            }),
-        )
+        Action::new(PROVISION_ACCESS, self.payload())
     }
 }
 
@@ -218,9 +228,9 @@ fn checkout_completed(s: &CheckoutSession, ts: i64) -> Effects {
     }
 }
 
-fn subscription(event: &Event, s: &Subscription, stage: Stage, ts: i64) -> Effects {
+fn subscription(s: &Subscription, stage: Stage, ts: i64) -> Effects {
     let version = ts.saturating_add(lifecycle_offset(stage, &s.status));
-    let change = upsert(
+    let mut change = upsert(
         SUBSCRIPTION,
         &s.id,
         version,
@@ -233,41 +243,47 @@ fn subscription(event: &Event, s: &Subscription, stage: Stage, ts: i64) -> Effec
             ("canceled_at", json!(s.canceled_at)),
         ]),
     );
-    let provision = Provision {
-        customer: Some(&s.customer),
-        subscription: Some(&s.id),
-        price_id: s.price_id(),
-        status: Some(&s.status),
-        email: None,
-        checkout_session: None,
-    };
-    let actions = match stage {
-        Stage::Created if s.grants_access() => vec![provision.action()],
-        // Provision again only when access may have changed: a new status or new items (a plan
-        // change). Without `previous_attributes` we cannot tell, so provision (idempotent).
-        Stage::Updated
-            if s.grants_access()
-                && (event.previous_attributes.is_none()
-                    || event.changed("status")
-                    || event.changed("items")) =>
-        {
-            vec![provision.action()]
+    if let Some(change) = change.as_mut() {
+        change.sync = Some(access(s));
+    }
+    Effects {
+        change,
+        actions: Vec::new(),
+        ignored: false,
+    }
+}
+
+/// The access sync's desired state for a subscription in this state: granted (with the details
+/// the `provision_access` target needs) while it is active or trialing, else revoked (the
+/// baseline: nothing is sent for a subscription that never had access).
+fn access(s: &Subscription) -> SyncTarget {
+    if s.grants_access() {
+        SyncTarget {
+            name: ACCESS.to_owned(),
+            action: PROVISION_ACCESS.to_owned(),
+            payload: Provision {
+                customer: Some(&s.customer),
+                subscription: Some(&s.id),
+                price_id: s.price_id(),
+                status: Some(&s.status),
+                email: None,
+                checkout_session: None,
+            }
+            .payload(),
+            baseline: false,
         }
-        Stage::Deleted => vec![Action::new(
-            REVOKE_ACCESS,
-            json!({
+    } else {
+        SyncTarget {
+            name: ACCESS.to_owned(),
+            action: REVOKE_ACCESS.to_owned(),
+            payload: json!({
                 "customer": s.customer,
                 "subscription": s.id,
                 "status": s.status,
                 "ended_at": s.ended_at.or(s.canceled_at),
             }),
-        )],
-        _ => Vec::new(),
-    };
-    Effects {
-        change,
-        actions,
-        ignored: false,
+            baseline: true,
+        }
     }
 }
 
@@ -440,6 +456,13 @@ mod tests {
         d.effects.actions.iter().map(|a| a.kind.as_str()).collect()
     }
 
+    fn c_sync(d: &Described) -> &SyncTarget {
+        change(d)
+            .sync
+            .as_ref()
+            .expect("a subscription keeps an access sync")
+    }
+
     fn change(d: &Described) -> &StateChange {
         d.effects.change.as_ref().expect("a state change")
     }
@@ -467,7 +490,7 @@ mod tests {
                 "evt_1RaHkL2eHookLine0SubCr01",
                 1_749_988_801,
                 Some((SUBSCRIPTION, SUB, 0)),
-                &[PROVISION_ACCESS],
+                &["sync:provision_access"],
             ),
             (
                 "invoice.paid",
@@ -499,7 +522,7 @@ mod tests {
                 "evt_1RdHkL2eHookLine0SubUp01",
                 1_750_852_800,
                 Some((SUBSCRIPTION, SUB, 130)),
-                &[PROVISION_ACCESS],
+                &["sync:provision_access"],
             ),
             (
                 "invoice.payment_failed",
@@ -520,7 +543,7 @@ mod tests {
                 "evt_1RnHkL2eHookLine0SubDl01",
                 1_753_189_201,
                 Some((SUBSCRIPTION, SUB, 900)),
-                &[REVOKE_ACCESS],
+                &["sync:revoke_access"],
             ),
         ];
         for (name, id, created, entity, actions) in table {
@@ -550,7 +573,11 @@ mod tests {
                 }
                 (want, got) => panic!("{name}: expected {want:?}, got {got:?}"),
             }
-            assert_eq!(kinds(&d), actions, "{name}");
+            let mut got: Vec<String> = kinds(&d).into_iter().map(str::to_owned).collect();
+            if let Some(sync) = d.effects.change.as_ref().and_then(|c| c.sync.as_ref()) {
+                got.push(format!("sync:{}", sync.action));
+            }
+            assert_eq!(got, actions, "{name}");
         }
         // Every sample file is in the table; sample ids are distinct.
         let mut ids: Vec<String> = SAMPLES.iter().map(|s| described(s).event_id).collect();
@@ -588,25 +615,38 @@ mod tests {
                 ("canceled_at", Value::Null),
             ])
         );
+        let sync = |d: &Described| c_sync(d).clone();
         assert_eq!(
-            d.effects.actions[0].payload,
-            json!({"customer": CUS, "subscription": SUB, "price_id": "price_1PhookLineBasic",
-                   "status": "active", "email": null, "checkout_session": null})
+            sync(&d),
+            SyncTarget {
+                name: ACCESS.into(),
+                action: PROVISION_ACCESS.into(),
+                payload: json!({"customer": CUS, "subscription": SUB,
+                    "price_id": "price_1PhookLineBasic", "status": "active", "email": null,
+                    "checkout_session": null}),
+                baseline: false,
+            }
+        );
+        assert!(
+            d.effects.actions.is_empty(),
+            "access is a sync, not an event action"
         );
         let up = described("customer.subscription.updated");
         assert_eq!(change(&up).attrs["price_id"], "price_1PhookLinePro00");
-        assert_eq!(
-            up.effects.actions[0].payload["price_id"],
-            "price_1PhookLinePro00"
-        );
+        assert_eq!(sync(&up).payload["price_id"], "price_1PhookLinePro00");
 
         let del = described("customer.subscription.deleted");
         assert_eq!(change(&del).attrs["status"], "canceled");
         assert_eq!(change(&del).attrs["canceled_at"], 1_753_189_201);
         assert_eq!(
-            del.effects.actions[0].payload,
-            json!({"customer": CUS, "subscription": SUB, "status": "canceled",
-                   "ended_at": 1_753_189_201})
+            sync(&del),
+            SyncTarget {
+                name: ACCESS.into(),
+                action: REVOKE_ACCESS.into(),
+                payload: json!({"customer": CUS, "subscription": SUB, "status": "canceled",
+                       "ended_at": 1_753_189_201}),
+                baseline: true,
+            }
         );
     }
 
@@ -792,36 +832,26 @@ mod tests {
     }
 
     #[test]
-    fn subscription_updates_provision_only_when_access_may_have_changed() {
-        let updated = |status: &str, previous: Option<Value>| {
-            let mut v = value("customer.subscription.updated");
+    fn the_access_sync_follows_the_subscription_status_whatever_changed() {
+        let desired = |stage: &str, status: &str| {
+            let mut v = value(&format!("customer.subscription.{stage}"));
             v["data"]["object"]["status"] = status.into();
-            let data = v["data"].as_object_mut().unwrap();
-            match previous {
-                Some(p) => data.insert("previous_attributes".into(), p),
-                None => data.remove("previous_attributes"),
-            };
-            kinds(&from_value(&v).unwrap()).len()
+            // A metadata-only update: access is derived from the state, not from the change.
+            v["data"]["previous_attributes"] = json!({"metadata": {}});
+            let d = from_value(&v).unwrap();
+            assert!(d.effects.actions.is_empty());
+            let s = c_sync(&d);
+            (s.action.clone(), s.baseline)
         };
-        assert_eq!(updated("active", Some(json!({"status": "incomplete"}))), 1);
-        assert_eq!(
-            updated("trialing", Some(json!({"status": "incomplete"}))),
-            1
-        );
-        assert_eq!(updated("active", Some(json!({"items": {}}))), 1);
-        assert_eq!(updated("active", None), 1);
-        assert_eq!(
-            updated("active", Some(json!({"cancel_at_period_end": false}))),
-            0
-        );
-        assert_eq!(updated("past_due", Some(json!({"status": "active"}))), 0);
-        assert_eq!(updated("incomplete", None), 0);
-
-        let mut v = value("customer.subscription.created");
-        v["data"]["object"]["status"] = "incomplete".into();
-        let d = from_value(&v).unwrap();
-        assert!(d.effects.actions.is_empty());
-        assert_eq!(change(&d).attrs["status"], "incomplete");
+        let grant = (PROVISION_ACCESS.to_owned(), false);
+        let revoke = (REVOKE_ACCESS.to_owned(), true);
+        assert_eq!(desired("created", "active"), grant);
+        assert_eq!(desired("created", "trialing"), grant);
+        assert_eq!(desired("updated", "active"), grant);
+        assert_eq!(desired("created", "incomplete"), revoke);
+        assert_eq!(desired("updated", "past_due"), revoke);
+        assert_eq!(desired("updated", "unpaid"), revoke);
+        assert_eq!(desired("deleted", "canceled"), revoke);
     }
 
     #[test]

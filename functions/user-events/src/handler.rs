@@ -9,13 +9,15 @@
 //!
 //! | event | change | version | follow-ups |
 //! |---|---|---|---|
-//! | `user.created` | upsert | `data.updated_at`, else `data.created_at`, else the event time | `welcome`, `analytics` |
-//! | `user.updated` | upsert | `data.updated_at`, else the event time | `analytics` |
-//! | `user.deleted` | tombstone (final) | the event time | `analytics` |
+//! | `user.created` | upsert | `data.updated_at`, else `data.created_at`, else the body's `timestamp` | `welcome` (not for a deleted user), `analytics` |
+//! | `user.updated` | upsert | `data.updated_at`, else the body's `timestamp` | `analytics` |
+//! | `user.deleted` | tombstone (final whatever its version; erases the attributes) | the body's `timestamp` | `analytics` |
 //!
-//! The event time is the body's `timestamp` (ms), else the signed `webhook-timestamp` × 1000;
-//! it is also `provider_ts`. Versions come from the user's own `updated_at`, so an update that
-//! arrives after a newer one is stale, whichever delivery came first.
+//! Versions come from the user's own `updated_at`, so an update that arrives after a newer one
+//! is stale, whichever delivery came first; it still gets its `analytics` event action. Never
+//! from the signed `webhook-timestamp`: Svix re-signs every attempt, so a retry would look newer
+//! than the original. Equal versions are ordered by message id. `provider_ts` is the body's
+//! `timestamp`, else the signed time.
 //!
 //! Attributes: `email` (the primary address), `first_name`, `last_name`, `created_at`,
 //! `updated_at` (ms; null when the sender omits them). `welcome` gets the user id, email and
@@ -60,18 +62,25 @@ fn describe_json(
 /// signed delivery time in milliseconds (the fallback for an event without `timestamp`).
 /// Total: never panics.
 pub fn describe_event(event: &Event, message_id: &str, delivery_ts_ms: Option<i64>) -> Described {
+    // Ordering never uses the signed delivery time: Svix re-signs every attempt, so a retry
+    // would carry a newer time than the original. Without a body timestamp the version is 0 and
+    // ties are broken by the message id.
+    let order_ts = event.timestamp.unwrap_or(0);
     let event_ts = event.timestamp.or(delivery_ts_ms).unwrap_or(0);
     let effects = match &event.payload {
         Payload::Created(u) => {
-            let version = u.updated_at.or(u.created_at).unwrap_or(event_ts);
+            let version = u.updated_at.or(u.created_at).unwrap_or(order_ts);
             Effects {
                 change: Some(upsert(u, version)),
-                actions: vec![welcome(u), analytics(event, &u.id, event_ts)],
+                actions: vec![
+                    welcome(u).unless_deleted(USER, &u.id),
+                    analytics(event, &u.id, event_ts),
+                ],
                 ignored: false,
             }
         }
         Payload::Updated(u) => Effects {
-            change: Some(upsert(u, u.updated_at.unwrap_or(event_ts))),
+            change: Some(upsert(u, u.updated_at.unwrap_or(order_ts))),
             actions: vec![analytics(event, &u.id, event_ts)],
             ignored: false,
         },
@@ -79,9 +88,10 @@ pub fn describe_event(event: &Event, message_id: &str, delivery_ts_ms: Option<i6
             change: Some(StateChange {
                 entity_kind: USER.to_owned(),
                 entity_id: d.id.clone(),
-                version: event_ts,
+                version: order_ts,
                 mode: ChangeMode::Tombstone,
                 attrs: StateAttrs::new(),
+                sync: None,
             }),
             actions: vec![analytics(event, &d.id, event_ts)],
             ignored: false,
@@ -113,6 +123,7 @@ fn upsert(u: &User, version: i64) -> StateChange {
         version,
         mode: ChangeMode::Upsert,
         attrs: attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        sync: None,
     }
 }
 
@@ -309,13 +320,11 @@ mod tests {
         assert_eq!(change(&from_value(&v).unwrap()).version, 1_749_988_800_514);
         v["data"]["created_at"] = Value::Null;
         assert_eq!(change(&from_value(&v).unwrap()).version, 1_749_988_800_902);
-        // ...else the signed delivery time.
+        // ...never the signed delivery time (Svix re-signs each attempt): 0, ties broken by the
+        // message id. The delivery time is still the event's `provider_ts`.
         v.as_object_mut().unwrap().remove("timestamp");
         let d = from_value(&v).unwrap();
-        assert_eq!(
-            (change(&d).version, d.provider_ts),
-            (SIGNED_AT * 1000, SIGNED_AT * 1000)
-        );
+        assert_eq!((change(&d).version, d.provider_ts), (0, SIGNED_AT * 1000));
 
         let mut v = value("user.updated");
         v["data"].as_object_mut().unwrap().remove("updated_at");
@@ -323,7 +332,7 @@ mod tests {
 
         let mut v = value("user.deleted");
         v.as_object_mut().unwrap().remove("timestamp");
-        assert_eq!(change(&from_value(&v).unwrap()).version, SIGNED_AT * 1000);
+        assert_eq!(change(&from_value(&v).unwrap()).version, 0);
         // Standard Webhooks' recommended RFC 3339 timestamp is understood too.
         v["timestamp"] = "2025-06-17T12:00:00.000Z".into();
         assert_eq!(change(&from_value(&v).unwrap()).version, 1_750_161_600_000);

@@ -14,6 +14,8 @@ pub fn spec() -> ReceiverSpec {
         function: "user-events",
         scheme: Scheme::StandardWebhooks,
         content: ContentKind::Json,
+        // Stripe and Svix give up on an attempt after about 15 s; stay well inside it.
+        sender_timeout: std::time::Duration::from_secs(10),
         describe: handler::describe,
     }
 }

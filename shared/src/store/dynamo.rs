@@ -1,4 +1,6 @@
-//! DynamoDB implementation of the event store. See the module above for the invariants.
+//! DynamoDB implementation of the event store: recording events. The follow-up lifecycle
+//! (claims, marks, the reconciler's scan) is in `followups.rs`. See the module above for the
+//! invariants.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,73 +9,130 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use sha2::{Digest, Sha256};
 
 use super::schema::{
-    ENTITY_SK, EVENT_SK, PENDING_INDEX, PENDING_PK, PENDING_SK, PENDING_VALUE, PK, SK, SOURCE_PK,
-    SOURCE_SK, TTL_ATTR, entity_pk, event_pk,
+    BODY_SK, ENTITY_SK, EVENT_SK, PENDING_INDEX, PENDING_PK, PENDING_SK, PK, SK, SOURCE_INDEX,
+    SOURCE_PK, SOURCE_SK, TTL_ATTR, entity_pk, event_pk, pending_pk, source_pk, source_pks,
 };
 use super::{
-    ActionStatus, ChangeMode, Effects, EntityRecord, EventRecord, FollowUp, MarkResult, NewEvent,
-    OutboxEntry, Outcome, StateAttrs, StateChange, StoreError,
+    ActionStatus, ChangeMode, Effects, EntityRecord, EntityRef, EventRecord, FollowUp, NewEvent,
+    OutboxEntry, Outcome, StateAttrs, StateChange, StoreError, SyncRecord, SyncTarget,
 };
 use crate::clock::SharedClock;
 
-/// Largest raw body kept on the event record: DynamoDB items are limited to 400 KB, and the
-/// record needs room for its other attributes and outbox.
-pub const MAX_STORED_BODY: usize = 300 * 1024;
+/// Largest raw body kept: DynamoDB items are limited to 400 KB, and the body item needs room for
+/// its keys.
+pub const MAX_STORED_BODY: usize = 350 * 1024;
 
 /// How often a transaction that lost a race (`TransactionConflict`) is tried again before the
-/// request fails with a 503 and the sender retries.
+/// request fails with a 503 and the sender retries (the caller's deadline bounds it too).
 const CONFLICT_RETRIES: u32 = 3;
 
-// Bookkeeping attributes of entity records. Mapping attributes are stored beside them under their
-// own names; names starting with `_` are reserved for these.
-const VERSION: &str = "_version";
-const LAST_EVENT: &str = "_last_event_id";
-const DELETED: &str = "_deleted";
-const KIND: &str = "_kind";
-const ID: &str = "_id";
-const UPDATED_AT: &str = "_updated_at";
+// Attribute names. Entity bookkeeping starts with `_`; a mapping's attributes live in `attrs`.
+pub(super) const VERSION: &str = "_version";
+pub(super) const LAST_EVENT: &str = "_last_event_id";
+pub(super) const DELETED: &str = "_deleted";
+pub(super) const KIND: &str = "_kind";
+pub(super) const ID: &str = "_id";
+pub(super) const UPDATED_AT: &str = "_updated_at";
+pub(super) const ATTRS: &str = "attrs";
+pub(super) const OUTBOX: &str = "outbox";
+/// Bumped by every lifecycle transition of an item, so that a cleanup conditioned on it cannot
+/// undo a transition it did not see.
+pub(super) const REV: &str = "rev";
+// Sync attributes on entity records.
+pub(super) const SYNC_NAME: &str = "sync_name";
+pub(super) const SYNC_SOURCE: &str = "sync_source";
+pub(super) const SYNC_STATUS: &str = "sync_status";
+pub(super) const SYNC_DESIRED: &str = "sync_desired";
+pub(super) const SYNC_SYNCED: &str = "sync_synced";
+pub(super) const SYNC_SYNCED_VERSION: &str = "sync_synced_version";
+pub(super) const SYNC_ATTEMPT: &str = "sync_attempt";
+pub(super) const SYNC_GENERATION: &str = "sync_generation";
+pub(super) const SYNC_LEASE: &str = "sync_lease";
+pub(super) const SYNC_LEASE_UNTIL: &str = "sync_lease_until";
+pub(super) const SYNC_LAST_STATUS: &str = "sync_last_status";
+pub(super) const SYNC_REASON: &str = "sync_reason";
 
 /// The DynamoDB writes that record one event, built but not yet sent.
 #[derive(Debug, Clone)]
 pub struct RecordPlan {
-    put: Put,
+    event: Put,
+    body: Option<Put>,
     update: Option<Update>,
-    now: i64,
     outcome: Outcome,
+    enqueue: Vec<FollowUp>,
+    stale: Option<(Put, Vec<FollowUp>)>,
+}
+
+/// What recording an event came to: the outcome, and the follow-ups to enqueue now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// What happened.
+    pub outcome: Outcome,
+    /// Follow-ups to send to the queue: the new ones, or, for a duplicate, those the stored
+    /// event still has PENDING (a sender's retry after a lost response recovers at once).
+    pub enqueue: Vec<FollowUp>,
 }
 
 /// The event store on one DynamoDB table. Cheap to clone; built once per cold start.
 #[derive(Debug, Clone)]
 pub struct EventStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     retention_secs: i64,
-    clock: SharedClock,
+    pub(super) clock: SharedClock,
+    /// How long after it is recorded a pending follow-up is due for the reconciler, ms.
+    pub(super) grace_ms: i64,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: i64) -> AttributeValue {
+pub(super) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn dynamo_err<E>(op: &'static str, err: SdkError<E>) -> StoreError
+/// Sorts an SDK failure into transient (retry) or permanent (the request itself is refused).
+pub(super) fn dynamo_err<E>(op: &'static str, err: SdkError<E>) -> StoreError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
-    StoreError::Dynamo {
-        op,
-        message: aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+    let permanent = match &err {
+        SdkError::ServiceError(se) => matches!(
+            se.err().code(),
+            Some(
+                "ValidationException"
+                    | "ItemCollectionSizeLimitExceededException"
+                    | "SerializationException"
+            )
+        ),
+        SdkError::ConstructionFailure(_) => true,
+        _ => false,
+    };
+    let message = aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
+    if permanent {
+        StoreError::Permanent { op, message }
+    } else {
+        StoreError::Transient { op, message }
     }
 }
 
-/// Converts a JSON scalar to an attribute; nested values are stored as their JSON text.
+fn build_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Permanent {
+        op: "build",
+        message: e.to_string(),
+    }
+}
+
+/// Converts a JSON value to an attribute: scalars natively, nested values as their JSON text.
 fn json_to_attr(v: &serde_json::Value) -> AttributeValue {
     match v {
         serde_json::Value::Null => AttributeValue::Null(true),
@@ -94,20 +153,26 @@ fn attr_to_json(v: &AttributeValue) -> serde_json::Value {
     }
 }
 
-type Item = HashMap<String, AttributeValue>;
-
-fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
+pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    opt_s(item, name)
         .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing or not a string")))
 }
 
-fn get_n(item: &Item, name: &str) -> Result<i64, StoreError> {
+pub(super) fn opt_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+pub(super) fn get_n(item: &Item, name: &str) -> Result<i64, StoreError> {
+    opt_n(item, name)
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing or not a number")))
+}
+
+pub(super) fn opt_n(item: &Item, name: &str) -> Option<i64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing or not a number")))
 }
 
 impl EventStore {
@@ -123,7 +188,16 @@ impl EventStore {
             table: table.into(),
             retention_secs: retention_days.saturating_mul(86_400),
             clock,
+            grace_ms: 300_000,
         }
+    }
+
+    /// The same store, with pending follow-ups due for the reconciler `grace` after they are
+    /// recorded or released (default 5 minutes; `RECONCILE_GRACE_SECS`).
+    #[must_use]
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// The table name.
@@ -131,182 +205,333 @@ impl EventStore {
         &self.table
     }
 
-    /// Records `event` with its `effects` in one transaction and says what happened.
-    ///
-    /// One DynamoDB call for a new, duplicate or ignored event; a stale event costs a second call
-    /// (the event is then recorded as `stale`, without state change or follow-ups).
+    /// The DynamoDB client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Records `event` with its `effects` and says what happened. One call for a new, duplicate
+    /// or ignored event; a stale event costs a second (it is recorded as `stale`, with its event
+    /// actions and without a state change).
     pub async fn record(
         &self,
         event: &NewEvent<'_>,
         effects: &Effects,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Committed, StoreError> {
         let plan = self.plan(event, effects)?;
-        self.commit(event, plan).await
+        self.commit(plan).await
     }
 
     /// Builds the DynamoDB request for `event` without sending it: the CPU part of
     /// [`EventStore::record`], separate so it can be measured on its own.
     pub fn plan(&self, event: &NewEvent<'_>, effects: &Effects) -> Result<RecordPlan, StoreError> {
         let now = self.clock.now_millis();
+        let body = self.body_put(event, now)?;
         if effects.ignored {
-            let put = self.event_put(event, "ignored", now, &Effects::default())?;
             return Ok(RecordPlan {
-                put,
+                event: self.event_put(event, Outcome::Ignored, now, &Effects::default(), None)?,
+                body,
                 update: None,
-                now,
                 outcome: Outcome::Ignored,
+                enqueue: Vec::new(),
+                stale: None,
             });
         }
-        let followups: Vec<FollowUp> = effects
+        let actions: Vec<FollowUp> = effects
             .actions
             .iter()
-            .map(|a| FollowUp {
+            .map(|a| FollowUp::Action {
                 source: event.source.to_owned(),
                 event_id: event.event_id.to_owned(),
                 action: a.kind.clone(),
             })
             .collect();
-        let put = self.event_put(event, "accepted", now, effects)?;
+        let mut enqueue = actions.clone();
+        if let Some(change) = &effects.change
+            && let Some(sync) = &change.sync
+        {
+            enqueue.push(FollowUp::Sync {
+                source: event.source.to_owned(),
+                entity_kind: change.entity_kind.clone(),
+                entity_id: change.entity_id.clone(),
+                sync: sync.name.clone(),
+            });
+        }
         let update = effects
             .change
             .as_ref()
-            .map(|change| self.change_update(change, event.event_id, now))
+            .map(|change| self.change_update(change, event, now))
             .transpose()?;
+        let stale = if effects.change.is_some() {
+            let put = self.event_put(event, Outcome::Stale, now, effects, None)?;
+            Some((put, actions))
+        } else {
+            None
+        };
         Ok(RecordPlan {
-            put,
+            event: self.event_put(event, Outcome::Accepted, now, effects, None)?,
+            body,
             update,
-            now,
-            outcome: Outcome::Accepted(followups),
+            outcome: Outcome::Accepted,
+            enqueue,
+            stale,
         })
     }
 
-    /// Sends a [`RecordPlan`]: a conditional `PutItem` when there is no state change, else one
-    /// `TransactWriteItems`, told apart by its cancellation reasons.
-    pub async fn commit(
+    /// Records a verified delivery that could not be mapped (or that the store refused for good)
+    /// as `quarantined`, with its raw body and the reason, for a later `events replay`.
+    pub async fn quarantine(
         &self,
         event: &NewEvent<'_>,
-        plan: RecordPlan,
-    ) -> Result<Outcome, StoreError> {
-        let RecordPlan {
-            put,
-            update,
+        reason: &str,
+    ) -> Result<Committed, StoreError> {
+        let now = self.clock.now_millis();
+        let put = self.event_put(
+            event,
+            Outcome::Quarantined,
             now,
+            &Effects::default(),
+            Some(reason),
+        )?;
+        let body = self.body_put(event, now)?;
+        self.put_event(put, body, Outcome::Quarantined, Vec::new())
+            .await
+    }
+
+    /// Runs the current mapping's `effects` for a `quarantined` event (an operator's replay,
+    /// once the model is fixed): the record moves `quarantined → accepted` (or `stale`) with a
+    /// conditional update (not `attribute_not_exists`, which would call every replay a
+    /// duplicate), in one transaction with the state change and the outbox, so the state applies
+    /// once and the follow-ups run once. A second replay finds it no longer quarantined:
+    /// `Duplicate`.
+    pub async fn replay(
+        &self,
+        event: &NewEvent<'_>,
+        effects: &Effects,
+    ) -> Result<Committed, StoreError> {
+        let mut plan = self.plan(event, effects)?;
+        let quarantined = |put: &Put| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(put.item().clone()))
+                .condition_expression("#st = :q")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":q", s(Outcome::Quarantined.status()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(build_err)
+        };
+        plan.event = quarantined(&plan.event)?;
+        if let Some((put, actions)) = plan.stale.take() {
+            plan.stale = Some((quarantined(&put)?, actions));
+        }
+        // The body is stored already.
+        plan.body = None;
+        self.commit(plan).await
+    }
+
+    /// Sends a [`RecordPlan`]: the event record and its body, plus the entity's change when
+    /// there is one, in one `TransactWriteItems`, told apart by its cancellation reasons.
+    pub async fn commit(&self, plan: RecordPlan) -> Result<Committed, StoreError> {
+        let RecordPlan {
+            event,
+            body,
+            update,
             outcome,
+            enqueue,
+            stale,
         } = plan;
         let Some(update) = update else {
-            return self.put_once(put, outcome).await;
+            return self.put_event(event, body, outcome, enqueue).await;
         };
+        let mut items = vec![TransactWriteItem::builder().put(event).build()];
+        if let Some(body) = body.clone() {
+            items.push(TransactWriteItem::builder().put(body).build());
+        }
+        let update_at = items.len();
+        items.push(TransactWriteItem::builder().update(update).build());
+        match self.transact(items).await? {
+            Ok(()) => Ok(Committed { outcome, enqueue }),
+            Err((codes, old)) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                Ok(duplicate(old.first().cloned().flatten()))
+            }
+            Err((codes, _))
+                if codes
+                    .get(update_at)
+                    .is_some_and(|c| c == "ConditionalCheckFailed") =>
+            {
+                let Some((put, actions)) = stale else {
+                    return Err(StoreError::Corrupt("stale without a plan".into()));
+                };
+                self.put_event(put, body, Outcome::Stale, actions).await
+            }
+            Err((codes, _)) => Err(StoreError::Permanent {
+                op: "TransactWriteItems",
+                message: format!("transaction cancelled: {codes:?}"),
+            }),
+        }
+    }
+
+    /// Runs a transaction, retrying conflicts. `Ok(Err((codes, old items)))` when it was
+    /// cancelled by conditions: one code per item, and the ALL_OLD item of those that asked.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), (Vec<String>, Vec<Option<Item>>)>, StoreError> {
         let mut attempt = 0;
         loop {
             let res = self
                 .client
                 .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                .set_transact_items(Some(items.clone()))
                 .send()
                 .await;
             let err = match res {
-                Ok(_) => return Ok(outcome),
+                Ok(_) => return Ok(Ok(())),
                 Err(e) => e,
             };
-            let codes = cancellation_codes(&err);
-            match (
-                codes.first().map(String::as_str),
-                codes.get(1).map(String::as_str),
-            ) {
-                (Some("ConditionalCheckFailed"), _) => return Ok(Outcome::Duplicate),
-                (_, Some("ConditionalCheckFailed")) => {
-                    let stale = self.event_put(event, "stale", now, &Effects::default())?;
-                    return self.put_once(stale, Outcome::Stale).await;
-                }
-                _ if codes.iter().any(|c| c == "TransactionConflict")
-                    && attempt < CONFLICT_RETRIES =>
-                {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-                }
-                _ => return Err(dynamo_err("TransactWriteItems", err)),
+            let (codes, old) = cancellation(&err);
+            if codes.iter().any(|c| c == "ConditionalCheckFailed") {
+                return Ok(Err((codes, old)));
             }
+            if codes.iter().any(|c| c == "TransactionConflict") && attempt < CONFLICT_RETRIES {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                continue;
+            }
+            if codes.iter().any(|c| c == "ValidationError") {
+                return Err(StoreError::Permanent {
+                    op: "TransactWriteItems",
+                    message: format!("transaction refused: {codes:?}"),
+                });
+            }
+            return Err(dynamo_err("TransactWriteItems", err));
         }
     }
 
-    /// Puts an event record alone, if absent.
-    async fn put_once(&self, put: Put, outcome: Outcome) -> Result<Outcome, StoreError> {
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(put.item().clone()))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(outcome),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Outcome::Duplicate)
-            }
-            Err(e) => Err(dynamo_err("PutItem", e)),
+    /// Puts an event record (and its body) if the event is new; a duplicate re-kicks what the
+    /// stored event still has pending.
+    async fn put_event(
+        &self,
+        event: Put,
+        body: Option<Put>,
+        outcome: Outcome,
+        enqueue: Vec<FollowUp>,
+    ) -> Result<Committed, StoreError> {
+        let mut items = vec![TransactWriteItem::builder().put(event).build()];
+        if let Some(body) = body {
+            items.push(TransactWriteItem::builder().put(body).build());
         }
+        match self.transact(items).await? {
+            Ok(()) => Ok(Committed { outcome, enqueue }),
+            Err((codes, old)) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                Ok(duplicate(old.first().cloned().flatten()))
+            }
+            Err((codes, _)) => Err(StoreError::Permanent {
+                op: "TransactWriteItems",
+                message: format!("transaction cancelled: {codes:?}"),
+            }),
+        }
+    }
+
+    fn body_put(&self, event: &NewEvent<'_>, now: i64) -> Result<Option<Put>, StoreError> {
+        if event.body.len() > MAX_STORED_BODY {
+            return Ok(None);
+        }
+        let item: Item = HashMap::from([
+            (PK.to_owned(), s(event_pk(event.source, event.event_id))),
+            (SK.to_owned(), s(BODY_SK)),
+            ("body".to_owned(), AttributeValue::B(Blob::new(event.body))),
+            (TTL_ATTR.to_owned(), n(now / 1000 + self.retention_secs)),
+        ]);
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map(Some)
+            .map_err(build_err)
     }
 
     fn event_put(
         &self,
         event: &NewEvent<'_>,
-        status: &str,
+        outcome: Outcome,
         now: i64,
         effects: &Effects,
+        reason: Option<&str>,
     ) -> Result<Put, StoreError> {
+        let pk = event_pk(event.source, event.event_id);
         let mut item: Item = HashMap::new();
-        item.insert(PK.into(), s(event_pk(event.source, event.event_id)));
-        item.insert(SK.into(), s(EVENT_SK));
-        item.insert(SOURCE_PK.into(), s(event.source));
+        item.insert(SOURCE_PK.into(), s(source_pk(event.source, event.event_id)));
         item.insert(SOURCE_SK.into(), n(now));
+        item.insert("source".into(), s(event.source));
         item.insert("function".into(), s(event.function));
         item.insert("event_id".into(), s(event.event_id));
         item.insert("event_type".into(), s(event.event_type));
-        item.insert("status".into(), s(status));
+        item.insert("status".into(), s(outcome.status()));
         item.insert("provider_ts".into(), n(event.provider_ts));
         item.insert(
             "body_sha256".into(),
             s(hex::encode(Sha256::digest(event.body))),
         );
         item.insert(TTL_ATTR.into(), n(now / 1000 + self.retention_secs));
-        if event.body.len() <= MAX_STORED_BODY {
-            item.insert("body".into(), AttributeValue::B(Blob::new(event.body)));
+        item.insert(REV.into(), n(0));
+        if let Some(reason) = reason {
+            item.insert("reason".into(), s(reason));
+        }
+        if let Some(change) = &effects.change
+            && change.sync.is_some()
+            && outcome == Outcome::Accepted
+        {
+            item.insert("entity_kind".into(), s(&change.entity_kind));
+            item.insert("entity_id".into(), s(&change.entity_id));
+            if let Some(sync) = &change.sync {
+                item.insert("entity_sync".into(), s(&sync.name));
+            }
         }
         let outbox: Item = effects
             .actions
             .iter()
             .map(|a| {
-                let entry = HashMap::from([
+                let mut entry = HashMap::from([
                     ("status".to_owned(), s(ActionStatus::Pending.as_str())),
                     ("payload".to_owned(), s(a.payload.to_string())),
+                    ("attempt".to_owned(), n(0)),
+                    ("generation".to_owned(), n(0)),
+                    ("last_status".to_owned(), n(0)),
                 ]);
+                if let Some(e) = &a.unless_deleted {
+                    entry.insert("unless_deleted_kind".to_owned(), s(&e.kind));
+                    entry.insert("unless_deleted_id".to_owned(), s(&e.id));
+                }
                 (a.kind.clone(), AttributeValue::M(entry))
             })
             .collect();
         if !outbox.is_empty() {
-            item.insert(PENDING_PK.into(), s(PENDING_VALUE));
-            item.insert(PENDING_SK.into(), n(now));
+            item.insert(PENDING_PK.into(), s(pending_pk(&pk)));
+            item.insert(PENDING_SK.into(), n(now.saturating_add(self.grace_ms)));
         }
-        item.insert("outbox".into(), AttributeValue::M(outbox));
+        item.insert(OUTBOX.into(), AttributeValue::M(outbox));
+        item.insert(PK.into(), s(pk));
+        item.insert(SK.into(), s(EVENT_SK));
         Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+            .map_err(build_err)
     }
 
     fn change_update(
         &self,
         change: &StateChange,
-        event_id: &str,
+        event: &NewEvent<'_>,
         now: i64,
     ) -> Result<Update, StoreError> {
+        let pk = entity_pk(&change.entity_kind, &change.entity_id);
         let mut names = HashMap::from([
             ("#v".to_owned(), VERSION.to_owned()),
             ("#e".to_owned(), LAST_EVENT.to_owned()),
@@ -314,51 +539,81 @@ impl EventStore {
             ("#k".to_owned(), KIND.to_owned()),
             ("#i".to_owned(), ID.to_owned()),
             ("#u".to_owned(), UPDATED_AT.to_owned()),
+            ("#a".to_owned(), ATTRS.to_owned()),
         ]);
         let mut values = HashMap::from([
             (":v".to_owned(), n(change.version)),
-            (":e".to_owned(), s(event_id)),
+            (":e".to_owned(), s(event.event_id)),
             (":k".to_owned(), s(&change.entity_kind)),
             (":i".to_owned(), s(&change.entity_id)),
             (":u".to_owned(), n(now)),
         ]);
-        let mut set = vec!["#v = :v", "#e = :e", "#k = :k", "#i = :i", "#u = :u"]
-            .into_iter()
+        let mut set: Vec<String> = ["#v = :v", "#e = :e", "#k = :k", "#i = :i", "#u = :u"]
             .map(str::to_owned)
-            .collect::<Vec<_>>();
-        if change.mode == ChangeMode::Tombstone {
-            values.insert(":d".into(), AttributeValue::Bool(true));
-            set.push("#d = :d".into());
-        } else {
-            for (idx, (name, value)) in change
-                .attrs
-                .iter()
-                .filter(|(k, _)| !k.starts_with('_'))
-                .enumerate()
-            {
-                names.insert(format!("#a{idx}"), name.clone());
-                values.insert(format!(":a{idx}"), json_to_attr(value));
-                set.push(format!("#a{idx} = :a{idx}"));
+            .to_vec();
+        let mut remove = Vec::new();
+        let condition = match change.mode {
+            ChangeMode::Tombstone => {
+                // Final whatever its version; the attributes (personal data) go.
+                values.insert(":d".into(), AttributeValue::Bool(true));
+                set.push("#d = :d".into());
+                remove.push("#a");
+                "attribute_not_exists(pk) OR attribute_not_exists(#d)"
             }
+            ChangeMode::Upsert => {
+                let attrs: Item = change
+                    .attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json_to_attr(v)))
+                    .collect();
+                values.insert(":a".into(), AttributeValue::M(attrs));
+                set.push("#a = :a".into());
+                // New, or alive and older: (version, event id) strictly smaller than ours.
+                "attribute_not_exists(pk) OR (attribute_not_exists(#d) AND (#v < :v OR (#v = :v AND #e < :e)))"
+            }
+        };
+        if let Some(sync) = &change.sync {
+            for (i, (name, value)) in [
+                (SYNC_NAME, s(&sync.name)),
+                (SYNC_SOURCE, s(event.source)),
+                (SYNC_DESIRED, s(sync_json(sync))),
+                (SYNC_STATUS, s(ActionStatus::Pending.as_str())),
+                (SYNC_ATTEMPT, n(0)),
+                (PENDING_PK, s(pending_pk(&pk))),
+                (PENDING_SK, n(now.saturating_add(self.grace_ms))),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                names.insert(format!("#s{i}"), name.to_owned());
+                values.insert(format!(":s{i}"), value);
+                set.push(format!("#s{i} = :s{i}"));
+            }
+            names.insert("#sg".into(), SYNC_GENERATION.to_owned());
+            names.insert("#rev".into(), REV.to_owned());
+            values.insert(":zero".into(), n(0));
+            values.insert(":one".into(), n(1));
+            set.push("#sg = if_not_exists(#sg, :zero)".into());
+            set.push("#rev = if_not_exists(#rev, :zero) + :one".into());
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
         Update::builder()
             .table_name(&self.table)
-            .key(PK, s(entity_pk(&change.entity_kind, &change.entity_id)))
+            .key(PK, s(pk))
             .key(SK, s(ENTITY_SK))
-            .update_expression(format!("SET {}", set.join(", ")))
-            // Applies when the entity is new, or alive and older: (version, event id) strictly
-            // smaller than ours. A tombstone is final.
-            .condition_expression(
-                "attribute_not_exists(pk) OR (attribute_not_exists(#d) AND (#v < :v OR (#v = :v AND #e < :e)))",
-            )
+            .update_expression(expr)
+            .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+            .map_err(build_err)
     }
 
     /// A strongly consistent read of one item.
-    async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -372,7 +627,7 @@ impl EventStore {
         Ok(out.item)
     }
 
-    /// Reads one event record.
+    /// Reads one event record (without its body).
     pub async fn get_event(
         &self,
         source: &str,
@@ -385,93 +640,72 @@ impl EventStore {
             .transpose()
     }
 
+    /// Reads one event's raw body, as received (absent when it was larger than
+    /// [`MAX_STORED_BODY`], or expired).
+    pub async fn get_body(
+        &self,
+        source: &str,
+        event_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .get_item(event_pk(source, event_id), BODY_SK)
+            .await?
+            .and_then(|item| match item.get("body") {
+                Some(AttributeValue::B(b)) => Some(b.as_ref().to_vec()),
+                _ => None,
+            }))
+    }
+
     /// Reads one entity's state.
     pub async fn get_entity(
         &self,
         kind: &str,
         id: &str,
     ) -> Result<Option<EntityRecord>, StoreError> {
-        let Some(item) = self.get_item(entity_pk(kind, id), ENTITY_SK).await? else {
-            return Ok(None);
-        };
-        let attrs: StateAttrs = item
-            .iter()
-            .filter(|(k, _)| !k.starts_with('_') && *k != PK && *k != SK)
-            .map(|(k, v)| (k.clone(), attr_to_json(v)))
-            .collect();
-        Ok(Some(EntityRecord {
-            kind: get_s(&item, KIND)?.to_owned(),
-            id: get_s(&item, ID)?.to_owned(),
-            version: get_n(&item, VERSION)?,
-            last_event_id: get_s(&item, LAST_EVENT)?.to_owned(),
-            deleted: item
-                .get(DELETED)
-                .and_then(|v| v.as_bool().ok())
-                .copied()
-                .unwrap_or(false),
-            attrs,
-        }))
+        self.get_item(entity_pk(kind, id), ENTITY_SK)
+            .await?
+            .as_ref()
+            .map(parse_entity)
+            .transpose()
     }
 
-    /// Moves one follow-up from PENDING to `status`, conditionally, so that it is marked once.
-    /// When the outbox then holds nothing pending, the event leaves the pending index.
-    pub async fn mark_action(
+    /// The most recent events of `source`, newest first (every shard of the index, merged).
+    pub async fn recent(
         &self,
-        f: &FollowUp,
-        status: ActionStatus,
-    ) -> Result<MarkResult, StoreError> {
-        let pk = event_pk(&f.source, &f.event_id);
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(EVENT_SK))
-            .update_expression("SET outbox.#k.#st = :new, outbox.#k.finished_at = :now")
-            .condition_expression("outbox.#k.#st = :pending")
-            .expression_attribute_names("#k", &f.action)
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":new", s(status.as_str()))
-            .expression_attribute_values(":pending", s(ActionStatus::Pending.as_str()))
-            .expression_attribute_values(":now", n(self.clock.now_millis()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let out = match res {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                return Ok(MarkResult::AlreadyFinished);
-            }
-            Err(e) => return Err(dynamo_err("UpdateItem", e)),
-        };
-        let still_pending = out
-            .attributes
-            .as_ref()
-            .map(parse_event)
-            .transpose()?
-            .is_some_and(|ev| ev.outbox.iter().any(|o| o.status == ActionStatus::Pending));
-        if !still_pending {
-            self.client
-                .update_item()
+        source: &str,
+        limit: i32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut found: Vec<(i64, String, String)> = Vec::new();
+        for spk in source_pks(source) {
+            let out = self
+                .client
+                .query()
                 .table_name(&self.table)
-                .key(PK, s(pk))
-                .key(SK, s(EVENT_SK))
-                .update_expression("REMOVE #p, #ps")
-                .expression_attribute_names("#p", PENDING_PK)
-                .expression_attribute_names("#ps", PENDING_SK)
+                .index_name(SOURCE_INDEX)
+                .key_condition_expression("#s = :s")
+                .expression_attribute_names("#s", SOURCE_PK)
+                .expression_attribute_values(":s", s(spk))
+                .scan_index_forward(false)
+                .limit(limit)
                 .send()
                 .await
-                .map_err(|e| dynamo_err("UpdateItem", e))?;
+                .map_err(|e| dynamo_err("Query", e))?;
+            for item in out.items() {
+                let pk = get_s(item, PK)?;
+                let (src, id) = parse_event_pk(pk)
+                    .ok_or_else(|| StoreError::Corrupt(format!("event key {pk:?}")))?;
+                found.push((get_n(item, SOURCE_SK)?, src, id));
+            }
         }
-        Ok(MarkResult::Marked)
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        found.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(found.into_iter().map(|(_, s, i)| (s, i)).collect())
     }
 
-    /// Events whose outbox has been pending since before `cutoff_ms`, oldest first, at most `limit`.
-    pub async fn pending_before(
+    /// Keys (pk, sk) of items in one shard of the pending index due before `cutoff_ms`.
+    pub(super) async fn due(
         &self,
+        shard_pk: &str,
         cutoff_ms: i64,
         limit: i32,
     ) -> Result<Vec<(String, String)>, StoreError> {
@@ -480,133 +714,189 @@ impl EventStore {
             .query()
             .table_name(&self.table)
             .index_name(PENDING_INDEX)
-            .key_condition_expression("#p = :p AND #ps < :cutoff")
+            .key_condition_expression("#p = :p AND #c < :cutoff")
             .expression_attribute_names("#p", PENDING_PK)
-            .expression_attribute_names("#ps", PENDING_SK)
-            .expression_attribute_values(":p", s(PENDING_VALUE))
+            .expression_attribute_names("#c", PENDING_SK)
+            .expression_attribute_values(":p", s(shard_pk))
             .expression_attribute_values(":cutoff", n(cutoff_ms))
             .limit(limit)
             .send()
             .await
             .map_err(|e| dynamo_err("Query", e))?;
-        event_keys(out.items())
-    }
-
-    /// Moves a pending event's place in the pending index to now, after re-enqueueing it, so the
-    /// reconciler waits a full grace period before trying it again. No-op once nothing is pending.
-    pub async fn touch_pending(&self, source: &str, event_id: &str) -> Result<(), StoreError> {
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(event_pk(source, event_id)))
-            .key(SK, s(EVENT_SK))
-            .update_expression("SET #ps = :now")
-            .condition_expression("attribute_exists(#p)")
-            .expression_attribute_names("#p", PENDING_PK)
-            .expression_attribute_names("#ps", PENDING_SK)
-            .expression_attribute_values(":now", n(self.clock.now_millis()))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(dynamo_err("UpdateItem", e)),
-        }
-    }
-
-    /// The most recent events of `source`, newest first.
-    pub async fn recent(
-        &self,
-        source: &str,
-        limit: i32,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(super::schema::SOURCE_INDEX)
-            .key_condition_expression("#s = :s")
-            .expression_attribute_names("#s", SOURCE_PK)
-            .expression_attribute_values(":s", s(source))
-            .scan_index_forward(false)
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| dynamo_err("Query", e))?;
-        event_keys(out.items())
+        out.items()
+            .iter()
+            .map(|item| Ok((get_s(item, PK)?.to_owned(), get_s(item, SK)?.to_owned())))
+            .collect()
     }
 }
 
-/// The (source, event id) of each event item an index query returned.
-fn event_keys(items: &[Item]) -> Result<Vec<(String, String)>, StoreError> {
-    items
-        .iter()
-        .map(|item| {
-            let pk = get_s(item, PK)?;
-            parse_event_pk(pk).ok_or_else(|| StoreError::Corrupt(format!("event key {pk:?}")))
+/// The answer to a duplicate: the stored event's still-PENDING event actions, and its entity's
+/// sync when it changed one, re-enqueued (an extra copy is harmless: only a claimant runs).
+fn duplicate(old: Option<Item>) -> Committed {
+    let enqueue = old
+        .as_ref()
+        .and_then(|item| parse_event(item).ok())
+        .map(|ev| {
+            let mut out: Vec<FollowUp> = ev
+                .outbox
+                .iter()
+                .filter(|o| o.status == ActionStatus::Pending)
+                .map(|o| FollowUp::Action {
+                    source: ev.source.clone(),
+                    event_id: ev.event_id.clone(),
+                    action: o.kind.clone(),
+                })
+                .collect();
+            if let (Some(e), Some(sync)) = (&ev.entity, &ev.entity_sync) {
+                out.push(FollowUp::Sync {
+                    source: ev.source.clone(),
+                    entity_kind: e.kind.clone(),
+                    entity_id: e.id.clone(),
+                    sync: sync.clone(),
+                });
+            }
+            out
         })
-        .collect()
+        .unwrap_or_default();
+    Committed {
+        outcome: Outcome::Duplicate,
+        enqueue,
+    }
+}
+
+/// The stored JSON text of a sync target.
+pub(super) fn sync_json(t: &SyncTarget) -> String {
+    serde_json::to_string(t).unwrap_or_default()
 }
 
 /// `EVENT#<source>#<event id>` → (source, event id). Sources never contain `#`.
-fn parse_event_pk(pk: &str) -> Option<(String, String)> {
+pub(super) fn parse_event_pk(pk: &str) -> Option<(String, String)> {
     let rest = pk.strip_prefix("EVENT#")?;
     let (source, id) = rest.split_once('#')?;
     Some((source.to_owned(), id.to_owned()))
 }
 
-fn cancellation_codes(err: &SdkError<TransactWriteItemsError>) -> Vec<String> {
+/// The cancellation reasons' codes, and their ALL_OLD items, one per transaction item.
+fn cancellation(err: &SdkError<TransactWriteItemsError>) -> (Vec<String>, Vec<Option<Item>>) {
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
             .cancellation_reasons()
             .iter()
-            .map(|r| r.code().unwrap_or("None").to_owned())
-            .collect(),
-        Some(other) => other.code().map(|c| vec![c.to_owned()]).unwrap_or_default(),
-        None => Vec::new(),
+            .map(|r| (r.code().unwrap_or("None").to_owned(), r.item().cloned()))
+            .unzip(),
+        Some(other) => (
+            other.code().map(|c| vec![c.to_owned()]).unwrap_or_default(),
+            Vec::new(),
+        ),
+        None => (Vec::new(), Vec::new()),
     }
 }
 
-fn parse_event(item: &Item) -> Result<EventRecord, StoreError> {
+pub(super) fn parse_outbox_entry(kind: &str, entry: &Item) -> Result<OutboxEntry, StoreError> {
+    let status = ActionStatus::parse(get_s(entry, "status")?)
+        .ok_or_else(|| StoreError::Corrupt(format!("outbox status of {kind}")))?;
+    let payload = serde_json::from_str(get_s(entry, "payload")?)
+        .map_err(|e| StoreError::Corrupt(format!("outbox payload of {kind}: {e}")))?;
+    let unless_deleted = match (
+        opt_s(entry, "unless_deleted_kind"),
+        opt_s(entry, "unless_deleted_id"),
+    ) {
+        (Some(k), Some(i)) => Some(EntityRef {
+            kind: k.to_owned(),
+            id: i.to_owned(),
+        }),
+        _ => None,
+    };
+    Ok(OutboxEntry {
+        kind: kind.to_owned(),
+        status,
+        payload,
+        attempt: opt_n(entry, "attempt").unwrap_or(0),
+        generation: opt_n(entry, "generation").unwrap_or(0),
+        lease_until: opt_n(entry, "lease_until"),
+        last_status: opt_n(entry, "last_status").unwrap_or(0),
+        reason: opt_s(entry, "reason").map(str::to_owned),
+        unless_deleted,
+    })
+}
+
+pub(super) fn parse_event(item: &Item) -> Result<EventRecord, StoreError> {
     let mut outbox = Vec::new();
-    if let Some(AttributeValue::M(entries)) = item.get("outbox") {
+    if let Some(AttributeValue::M(entries)) = item.get(OUTBOX) {
         for (kind, entry) in entries {
             let AttributeValue::M(entry) = entry else {
                 return Err(StoreError::Corrupt(format!("outbox entry {kind}")));
             };
-            let status = ActionStatus::parse(get_s(entry, "status")?)
-                .ok_or_else(|| StoreError::Corrupt(format!("outbox status of {kind}")))?;
-            let payload = serde_json::from_str(get_s(entry, "payload")?)
-                .map_err(|e| StoreError::Corrupt(format!("outbox payload of {kind}: {e}")))?;
-            outbox.push(OutboxEntry {
-                kind: kind.clone(),
-                status,
-                payload,
-            });
+            outbox.push(parse_outbox_entry(kind, entry)?);
         }
     }
     outbox.sort_by(|a, b| a.kind.cmp(&b.kind));
+    let entity = match (opt_s(item, "entity_kind"), opt_s(item, "entity_id")) {
+        (Some(k), Some(i)) => Some(EntityRef {
+            kind: k.to_owned(),
+            id: i.to_owned(),
+        }),
+        _ => None,
+    };
     Ok(EventRecord {
-        source: get_s(item, SOURCE_PK)?.to_owned(),
+        source: get_s(item, "source")?.to_owned(),
         function: get_s(item, "function")?.to_owned(),
         event_id: get_s(item, "event_id")?.to_owned(),
         event_type: get_s(item, "event_type")?.to_owned(),
         status: get_s(item, "status")?.to_owned(),
+        reason: opt_s(item, "reason").map(str::to_owned),
         provider_ts: get_n(item, "provider_ts")?,
         received_at: get_n(item, SOURCE_SK)?,
         body_sha256: get_s(item, "body_sha256")?.to_owned(),
-        body: item
-            .get("body")
-            .and_then(|b| b.as_b().ok())
-            .map(|b| b.as_ref().to_vec()),
+        entity,
+        entity_sync: opt_s(item, "entity_sync").map(str::to_owned),
         outbox,
         expires_at: get_n(item, TTL_ATTR)?,
+    })
+}
+
+fn parse_target(item: &Item, name: &str) -> Result<Option<SyncTarget>, StoreError> {
+    opt_s(item, name)
+        .map(|t| serde_json::from_str(t).map_err(|e| StoreError::Corrupt(format!("{name}: {e}"))))
+        .transpose()
+}
+
+pub(super) fn parse_entity(item: &Item) -> Result<EntityRecord, StoreError> {
+    let attrs: StateAttrs = match item.get(ATTRS) {
+        Some(AttributeValue::M(m)) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), attr_to_json(v)))
+            .collect(),
+        _ => StateAttrs::new(),
+    };
+    let sync = match parse_target(item, SYNC_DESIRED)? {
+        Some(desired) => Some(SyncRecord {
+            name: get_s(item, SYNC_NAME)?.to_owned(),
+            status: ActionStatus::parse(get_s(item, SYNC_STATUS)?)
+                .ok_or_else(|| StoreError::Corrupt("sync status".into()))?,
+            desired,
+            synced: parse_target(item, SYNC_SYNCED)?,
+            synced_version: opt_n(item, SYNC_SYNCED_VERSION),
+            attempt: opt_n(item, SYNC_ATTEMPT).unwrap_or(0),
+            generation: opt_n(item, SYNC_GENERATION).unwrap_or(0),
+            lease_until: opt_n(item, SYNC_LEASE_UNTIL),
+            last_status: opt_n(item, SYNC_LAST_STATUS).unwrap_or(0),
+            reason: opt_s(item, SYNC_REASON).map(str::to_owned),
+        }),
+        None => None,
+    };
+    Ok(EntityRecord {
+        kind: get_s(item, KIND)?.to_owned(),
+        id: get_s(item, ID)?.to_owned(),
+        version: get_n(item, VERSION)?,
+        last_event_id: get_s(item, LAST_EVENT)?.to_owned(),
+        deleted: item
+            .get(DELETED)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        attrs,
+        sync,
     })
 }
 

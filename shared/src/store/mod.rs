@@ -1,26 +1,48 @@
-//! The DynamoDB event store: one table, one transaction per event.
+//! The DynamoDB event store: one table, one transaction per event, and the leased lifecycle of
+//! every follow-up.
 //!
 //! Invariants kept here (DESIGN.md 1–3):
 //! - an event is recorded with ONE `TransactWriteItems` holding the event record (condition
-//!   `attribute_not_exists(pk)`), the entity's state change (condition on ordering) and the outbox
-//!   of follow-ups; nothing is ever half-written;
+//!   `attribute_not_exists(pk)`), its raw body (an item of its own, so marks and claims never
+//!   read or rewrite it), the entity's state change (condition on ordering) and the outbox of
+//!   event actions; nothing is ever half-written;
 //! - an older event never overwrites newer state: an entity keeps the `(version, event_id)` of the
 //!   last event applied, and a change applies only when its own pair is strictly greater
-//!   (versions compared first; at equal versions the greater event id wins, so ties are
-//!   deterministic whatever the arrival order). A tombstone (delete) is final: no later change
-//!   resurrects the entity;
-//! - each follow-up is marked done/failed/skipped with a conditional update, so it runs once.
+//!   (versions compared first, then event ids, so ties resolve the same way whatever the arrival
+//!   order). A tombstone is final whatever its version, and erases the entity's attributes;
+//! - a stale event still gets its event actions (they are facts about the event), never a state
+//!   change; every applied change marks the entity's sync PENDING, and the sync converges on the
+//!   entity's final state;
+//! - a mapping's attributes live in a map of their own (`attrs`), so no mapping can overwrite
+//!   keys, index attributes or the TTL attribute;
+//! - only the holder of a follow-up's lease may POST it or mark it DONE or FAILED; every
+//!   transition is one conditional update.
 
 mod dynamo;
+mod followups;
+pub mod lifecycle;
 pub mod schema;
 
-pub use dynamo::{EventStore, RecordPlan};
+pub use dynamo::{Committed, EventStore, MAX_STORED_BODY, RecordPlan};
+pub use followups::{ClaimedAction, ClaimedSync, Finish, Marked, Scan};
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// A follow-up action to run after the event is recorded, e.g. `receipt` or `welcome`.
+/// Kinds of follow-up action the functions emit. The worker refuses to start unless each has a
+/// target (`ACTION_<KIND>_URL`, an `https://` URL or `disabled`), so no kind is skipped silently.
+pub const ACTION_KINDS: &[&str] = &[
+    "receipt",
+    "provision_access",
+    "revoke_access",
+    "notify_admin",
+    "welcome",
+    "analytics",
+];
+
+/// An event action: a fact about one event, run exactly once per distinct event, whatever the
+/// order of arrival (a stale event still gets its event actions).
 ///
 /// Its `kind` names the action and selects its target (`ACTION_<KIND>_URL`); an event holds at
 /// most one action of each kind.
@@ -30,6 +52,10 @@ pub struct Action {
     pub kind: String,
     /// JSON payload posted to the action's target.
     pub payload: serde_json::Value,
+    /// When set, the action is not run for an entity that is deleted by the time it runs (no
+    /// welcome to a user erased before the welcome went out): it ends SKIPPED instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unless_deleted: Option<EntityRef>,
 }
 
 impl Action {
@@ -38,8 +64,45 @@ impl Action {
         Self {
             kind: kind.to_owned(),
             payload,
+            unless_deleted: None,
         }
     }
+
+    /// The same action, not run once the entity `kind`/`id` is deleted.
+    #[must_use]
+    pub fn unless_deleted(mut self, kind: &str, id: &str) -> Self {
+        self.unless_deleted = Some(EntityRef {
+            kind: kind.to_owned(),
+            id: id.to_owned(),
+        });
+        self
+    }
+}
+
+/// One entity, by kind and id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EntityRef {
+    /// Entity kind, e.g. `subscription`.
+    pub kind: String,
+    /// Entity id within its kind.
+    pub id: String,
+}
+
+/// The target state an entity's sync mirrors somewhere else, derived by the mapping from the
+/// entity's state at this version. The worker POSTs it to the target of `action` only when it
+/// differs from what was last synced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncTarget {
+    /// The sync's name, e.g. `access` (one sync per entity).
+    pub name: String,
+    /// The action kind whose target receives this state, e.g. `provision_access`.
+    pub action: String,
+    /// The payload to POST.
+    pub payload: serde_json::Value,
+    /// True for the state a target already assumes of an entity it never heard of (e.g. "no
+    /// access"): nothing is POSTed when this is desired and nothing was ever synced.
+    #[serde(default)]
+    pub baseline: bool,
 }
 
 /// A scalar attribute of an entity's state.
@@ -48,9 +111,10 @@ pub type StateAttrs = BTreeMap<String, serde_json::Value>;
 /// How a state change treats the entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeMode {
-    /// Create or update the entity's attributes (ordering applies).
+    /// Create or replace the entity's attributes (ordering applies).
     Upsert,
-    /// Mark the entity deleted, for good: later changes are stale.
+    /// Mark the entity deleted, for good, whatever its version: its attributes are erased and
+    /// later changes are stale.
     Tombstone,
 }
 
@@ -65,8 +129,10 @@ pub struct StateChange {
     pub version: i64,
     /// Upsert or tombstone.
     pub mode: ChangeMode,
-    /// Attributes to set (ignored for a tombstone beyond being recorded).
+    /// The entity's attributes at this version (replaced whole; ignored for a tombstone).
     pub attrs: StateAttrs,
+    /// The sync this entity keeps, with its desired target state at this version.
+    pub sync: Option<SyncTarget>,
 }
 
 /// The event being recorded: what the receiver learnt from the verified delivery.
@@ -82,7 +148,7 @@ pub struct NewEvent<'a> {
     pub event_type: &'a str,
     /// Provider timestamp of the event, milliseconds since the epoch.
     pub provider_ts: i64,
-    /// The raw verified body (kept when it fits the item size limit).
+    /// The raw verified body (kept in an item of its own when it fits the item size limit).
     pub body: &'a [u8],
 }
 
@@ -91,59 +157,100 @@ pub struct NewEvent<'a> {
 pub struct Effects {
     /// The state change, if the event describes one.
     pub change: Option<StateChange>,
-    /// Follow-ups to run once the event is durable.
+    /// Event actions to run once the event is durable.
     pub actions: Vec<Action>,
     /// True when the event type is not handled by this function: recorded as `ignored`.
     pub ignored: bool,
 }
 
-/// A reference to one follow-up of one recorded event: what a queue message carries.
+/// One follow-up: what a queue message carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FollowUp {
-    /// Event source.
-    pub source: String,
-    /// Event id.
-    pub event_id: String,
-    /// Action kind.
-    pub action: String,
+#[serde(untagged)]
+pub enum FollowUp {
+    /// An event action of one recorded event.
+    Action {
+        /// Event source.
+        source: String,
+        /// Event id.
+        event_id: String,
+        /// Action kind.
+        action: String,
+    },
+    /// The sync of one entity.
+    Sync {
+        /// Source of the events that change the entity.
+        source: String,
+        /// Entity kind.
+        entity_kind: String,
+        /// Entity id.
+        entity_id: String,
+        /// Sync name.
+        sync: String,
+    },
+}
+
+impl FollowUp {
+    /// A short, log-safe name: `<source>:<event id>:<action>` or `<source>:<kind>/<id>:<sync>`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Action {
+                source,
+                event_id,
+                action,
+            } => format!("{source}:{event_id}:{action}"),
+            Self::Sync {
+                source,
+                entity_kind,
+                entity_id,
+                sync,
+            } => format!("{source}:{entity_kind}/{entity_id}:{sync}"),
+        }
+    }
 }
 
 /// The outcome of recording an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// New event: state applied (if any) and these follow-ups are PENDING in the outbox.
-    Accepted(Vec<FollowUp>),
+    /// New event: state applied (if any), its follow-ups PENDING.
+    Accepted,
     /// Already recorded: nothing written.
     Duplicate,
-    /// Recorded, but older than the entity's state: no state change, no follow-ups.
+    /// Recorded, but older than the entity's state: no state change; event actions PENDING.
     Stale,
     /// Recorded as an event type this function does not handle.
     Ignored,
+    /// A verified body that does not fit the model (or that the store refused for good):
+    /// recorded with its raw body and the reason, replayable once the model is fixed.
+    Quarantined,
 }
 
 impl Outcome {
-    /// The `status` word of the HTTP answer.
+    /// The `status` word of the HTTP answer and of the stored record.
     pub fn status(&self) -> &'static str {
         match self {
-            Self::Accepted(_) => "accepted",
+            Self::Accepted => "accepted",
             Self::Duplicate => "duplicate",
             Self::Stale => "stale",
             Self::Ignored => "ignored",
+            Self::Quarantined => "quarantined",
         }
     }
 }
 
-/// The status of one follow-up in an event's outbox.
+/// The lifecycle state of one follow-up (an event action, or an entity's sync).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActionStatus {
-    /// Not yet run to completion.
+    /// To run (or to run again after a backoff, or after an expired lease).
     Pending,
-    /// The target answered 2xx.
+    /// Claimed: a worker holds the lease until `lease_until`.
+    Running,
+    /// The target answered 2xx (or, for a sync, the target already had the desired state).
     Done,
-    /// The target refused it permanently (4xx other than 408/429).
+    /// The target refused it for good (3xx, 4xx other than 408/409/425/429), or the attempts ran
+    /// out. Its message is in the dead-letter queue; an operator retry runs it again.
     Failed,
-    /// No target configured for this kind.
+    /// Not run: its target is `disabled`, or its entity was deleted. Retryable.
     Skipped,
 }
 
@@ -152,6 +259,7 @@ impl ActionStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
             Self::Done => "DONE",
             Self::Failed => "FAILED",
             Self::Skipped => "SKIPPED",
@@ -161,11 +269,16 @@ impl ActionStatus {
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "PENDING" => Self::Pending,
+            "RUNNING" => Self::Running,
             "DONE" => Self::Done,
             "FAILED" => Self::Failed,
             "SKIPPED" => Self::Skipped,
             _ => return None,
         })
+    }
+    /// True for DONE, FAILED and SKIPPED: nothing runs it again without an operator.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Skipped)
     }
 }
 
@@ -178,6 +291,18 @@ pub struct OutboxEntry {
     pub status: ActionStatus,
     /// Payload to post.
     pub payload: serde_json::Value,
+    /// Attempts started (claims).
+    pub attempt: i64,
+    /// Bumped by an operator's retry only; part of the `Idempotency-Key`.
+    pub generation: i64,
+    /// The lease's end, ms, while claimed.
+    pub lease_until: Option<i64>,
+    /// The target's last HTTP status (0: none, or no answer).
+    pub last_status: i64,
+    /// A short reason for the last outcome (never a body).
+    pub reason: Option<String>,
+    /// Not run once this entity is deleted.
+    pub unless_deleted: Option<EntityRef>,
 }
 
 /// A stored event record, as read back.
@@ -189,23 +314,51 @@ pub struct EventRecord {
     pub function: String,
     /// Provider event id.
     pub event_id: String,
-    /// Provider event type.
+    /// Provider event type (empty for a quarantined body that had none).
     pub event_type: String,
-    /// `accepted`, `stale` or `ignored`.
+    /// `accepted`, `stale`, `ignored` or `quarantined`.
     pub status: String,
+    /// Why it was quarantined (the parse error's kind and position, never a body value).
+    pub reason: Option<String>,
     /// Provider timestamp, ms.
     pub provider_ts: i64,
     /// When Hookline recorded it, ms.
     pub received_at: i64,
     /// Hex SHA-256 of the raw body.
     pub body_sha256: String,
-    /// The raw body, when it fitted the item size limit.
-    #[serde(skip)]
-    pub body: Option<Vec<u8>>,
-    /// The follow-ups and their statuses.
+    /// The entity whose sync this event's change marked, if any.
+    pub entity: Option<EntityRef>,
+    /// That entity's sync name.
+    pub entity_sync: Option<String>,
+    /// The event actions and their lifecycles.
     pub outbox: Vec<OutboxEntry>,
     /// TTL: seconds since the epoch after which DynamoDB may delete the record.
     pub expires_at: i64,
+}
+
+/// The sync of one entity, as stored on the entity record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncRecord {
+    /// Sync name.
+    pub name: String,
+    /// Lifecycle state.
+    pub status: ActionStatus,
+    /// The desired target state, from the entity's last applied change.
+    pub desired: SyncTarget,
+    /// What was last POSTed (and acknowledged), if anything.
+    pub synced: Option<SyncTarget>,
+    /// The entity version that was last synced.
+    pub synced_version: Option<i64>,
+    /// Attempts since the desired state last changed.
+    pub attempt: i64,
+    /// Bumped by an operator's retry only.
+    pub generation: i64,
+    /// The lease's end, ms, while claimed.
+    pub lease_until: Option<i64>,
+    /// The target's last HTTP status.
+    pub last_status: i64,
+    /// A short reason for the last outcome.
+    pub reason: Option<String>,
 }
 
 /// The state of one entity as stored.
@@ -221,25 +374,29 @@ pub struct EntityRecord {
     pub last_event_id: String,
     /// True once a tombstone was applied.
     pub deleted: bool,
-    /// Current attributes.
+    /// Current attributes (empty once deleted).
     pub attrs: StateAttrs,
+    /// The entity's sync, if its mapping keeps one.
+    pub sync: Option<SyncRecord>,
 }
 
-/// The result of marking a follow-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MarkResult {
-    /// This call moved it from PENDING.
-    Marked,
-    /// It was no longer PENDING (another delivery finished it): nothing written.
-    AlreadyFinished,
-}
-
-/// Store failures. All are dependency failures: the HTTP layer answers 503 so the sender retries.
+/// Store failures, typed so that the HTTP status is decided in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// DynamoDB refused or could not be reached.
-    #[error("dynamodb {op} failed: {message}")]
-    Dynamo {
+    /// DynamoDB could not be reached, timed out, throttled or failed on its side: try again
+    /// (a receiver answers 503 so the sender retries).
+    #[error("dynamodb {op} failed (transient): {message}")]
+    Transient {
+        /// The operation attempted.
+        op: &'static str,
+        /// The SDK error, rendered with its cause chain.
+        message: String,
+    },
+    /// DynamoDB refused the request for good (item too large, a number it cannot hold, a
+    /// validation error): retrying the same request cannot succeed. A receiver quarantines the
+    /// event instead.
+    #[error("dynamodb {op} refused the request: {message}")]
+    Permanent {
         /// The operation attempted.
         op: &'static str,
         /// The SDK error, rendered with its cause chain.
@@ -248,4 +405,11 @@ pub enum StoreError {
     /// A stored item did not have the shape this code writes.
     #[error("stored item is malformed: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// True when the same request may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
 }

@@ -162,6 +162,26 @@ impl<'a> Verified<'a> {
     pub(crate) fn new(body: &'a [u8], meta: VerifiedMeta) -> Self {
         Self { body, meta }
     }
+    /// A body verified earlier and stored by Hookline (a quarantined event being replayed):
+    /// `Some` only when `body` still hashes to the SHA-256 recorded when it was verified.
+    /// `delivery_id` is the stored event id, standing in for the header that carried it.
+    pub fn stored(body: &'a [u8], body_sha256: &str, delivery_id: Option<String>) -> Option<Self> {
+        use sha2::Digest as _;
+        let digest = hex::encode(sha2::Sha256::digest(body));
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            digest.as_bytes(),
+            body_sha256.as_bytes(),
+        ))
+        .then(|| {
+            Self::new(
+                body,
+                VerifiedMeta {
+                    delivery_id,
+                    ..VerifiedMeta::default()
+                },
+            )
+        })
+    }
     /// The raw verified bytes (for storage and replay).
     pub fn body(&self) -> &'a [u8] {
         self.body

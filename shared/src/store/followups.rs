@@ -1,0 +1,760 @@
+//! The follow-up lifecycle in DynamoDB: claims, marks and the reconciler's scan. Each transition
+//! is one conditional `UpdateItem` on the event record (event actions, an entry of its `outbox`
+//! map) or the entity record (its sync), so that only the lease holder moves a follow-up on and
+//! a retry, a crash or a copy of a message can never run one twice at the same time.
+//!
+//! Items with anything not final carry `pending_pk`/`next_check_at` (the sparse pending index):
+//! recorded → now + grace; claimed → lease end + visibility; backed off → visible again + grace.
+//! The reconciler reads exactly the items whose time has passed.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use super::dynamo::{
+    DELETED, Item, OUTBOX, REV, SYNC_ATTEMPT, SYNC_GENERATION, SYNC_LAST_STATUS, SYNC_LEASE,
+    SYNC_LEASE_UNTIL, SYNC_REASON, SYNC_SOURCE, SYNC_STATUS, SYNC_SYNCED, SYNC_SYNCED_VERSION,
+    VERSION, dynamo_err, n, opt_n, opt_s, parse_entity, parse_event, parse_outbox_entry, s,
+    sync_json,
+};
+use super::schema::{
+    ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, entity_pk, event_pk, pending_pk,
+    pending_pks,
+};
+use super::{
+    ActionStatus, EntityRecord, EventStore, FollowUp, OutboxEntry, StoreError, SyncTarget,
+};
+
+/// A claimed event action: the lease is ours until `lease_until`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedAction {
+    /// The outbox entry as claimed (attempt already counted).
+    pub entry: OutboxEntry,
+    /// The lease token.
+    pub lease: String,
+}
+
+/// A claimed sync: the entity's state as claimed, and the lease token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedSync {
+    /// The entity as claimed.
+    pub entity: EntityRecord,
+    /// The lease token.
+    pub lease: String,
+}
+
+/// How a claimed follow-up ends this attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Done (2xx, or for a sync, nothing to send). For a sync: what is now synced.
+    Done {
+        /// The target's status (0: nothing was sent).
+        status: u16,
+    },
+    /// Back to PENDING; the message becomes visible again at `visible_at` (ms).
+    Retry {
+        /// The target's status (0: no answer).
+        status: u16,
+        /// Why, short and log-safe.
+        reason: String,
+        /// When the message reappears, ms.
+        visible_at: i64,
+    },
+    /// FAILED: the message goes to the dead-letter queue.
+    Failed {
+        /// The target's status (0: no answer).
+        status: u16,
+        /// Why.
+        reason: String,
+    },
+    /// SKIPPED (target disabled, entity deleted).
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What a mark did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marked {
+    /// The transition was written.
+    Written,
+    /// The lease was no longer ours (it expired and someone else claimed): nothing written.
+    LeaseLost,
+    /// Sync only: the entity moved on while we worked; the sync is PENDING again and must be
+    /// enqueued again.
+    Moved,
+}
+
+/// What one reconciler pass found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Scan {
+    /// Follow-ups due again: nobody holds them and their message may be lost.
+    pub due: Vec<FollowUp>,
+    /// Items looked at.
+    pub items: usize,
+    /// Items that could not be read as this code writes them (skipped, reported).
+    pub corrupt: Vec<String>,
+    /// Age of the oldest due item, ms.
+    pub oldest_due_ms: i64,
+}
+
+fn lease_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    e: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> bool {
+    e.as_service_error()
+        .and_then(aws_sdk_dynamodb::error::ProvideErrorMetadata::code)
+        == Some("ConditionalCheckFailedException")
+}
+
+impl EventStore {
+    fn visibility_check(&self, lease_until: i64, visibility_ms: i64) -> i64 {
+        lease_until.saturating_add(visibility_ms)
+    }
+
+    /// Claims event action `action` of an event: PENDING (or RUNNING with an expired lease) →
+    /// RUNNING, attempt + 1. `None` when it is not claimable (someone holds it, it is finished,
+    /// or it does not exist): the caller drops its message.
+    pub async fn claim_action(
+        &self,
+        source: &str,
+        event_id: &str,
+        action: &str,
+        lease_ms: i64,
+        visibility_ms: i64,
+    ) -> Result<Option<ClaimedAction>, StoreError> {
+        let now = self.clock.now_millis();
+        let lease = lease_token();
+        let lease_until = now.saturating_add(lease_ms);
+        let pk = event_pk(source, event_id);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(EVENT_SK))
+            .update_expression(
+                "SET #o.#k.#st = :running, #o.#k.lease = :lease, #o.#k.lease_until = :lu, \
+                 #o.#k.attempt = #o.#k.attempt + :one, #pp = :pp, #nc = :nc, #rev = #rev + :one",
+            )
+            .condition_expression(
+                "(#o.#k.#st = :pending OR #o.#k.#st = :running) AND \
+                 (attribute_not_exists(#o.#k.lease_until) OR #o.#k.lease_until < :now)",
+            )
+            .expression_attribute_names("#o", OUTBOX)
+            .expression_attribute_names("#k", action)
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#pp", PENDING_PK)
+            .expression_attribute_names("#nc", PENDING_SK)
+            .expression_attribute_names("#rev", REV)
+            .expression_attribute_values(":running", s(ActionStatus::Running.as_str()))
+            .expression_attribute_values(":pending", s(ActionStatus::Pending.as_str()))
+            .expression_attribute_values(":lease", s(&lease))
+            .expression_attribute_values(":lu", n(lease_until))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":pp", s(pending_pk(&pk)))
+            .expression_attribute_values(
+                ":nc",
+                n(self.visibility_check(lease_until, visibility_ms)),
+            )
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let out = match res {
+            Ok(out) => out,
+            Err(e) if is_condition_failure(&e) => return Ok(None),
+            Err(e) => return Err(dynamo_err("UpdateItem", e)),
+        };
+        let item = out
+            .attributes
+            .ok_or_else(|| StoreError::Corrupt("claim returned no item".into()))?;
+        let entry = match item.get(OUTBOX) {
+            Some(AttributeValue::M(o)) => match o.get(action) {
+                Some(AttributeValue::M(e)) => parse_outbox_entry(action, e)?,
+                _ => return Err(StoreError::Corrupt(format!("outbox entry {action}"))),
+            },
+            _ => return Err(StoreError::Corrupt("outbox".into())),
+        };
+        Ok(Some(ClaimedAction { entry, lease }))
+    }
+
+    /// Ends this attempt of a claimed event action, if the lease is still ours.
+    pub async fn finish_action(
+        &self,
+        source: &str,
+        event_id: &str,
+        action: &str,
+        lease: &str,
+        finish: &Finish,
+    ) -> Result<Marked, StoreError> {
+        let now = self.clock.now_millis();
+        let pk = event_pk(source, event_id);
+        let (status, http, reason, check) = match finish {
+            Finish::Done { status } => (ActionStatus::Done, *status, None, None),
+            Finish::Failed { status, reason } => {
+                (ActionStatus::Failed, *status, Some(reason.as_str()), None)
+            }
+            Finish::Skipped { reason } => (ActionStatus::Skipped, 0, Some(reason.as_str()), None),
+            Finish::Retry {
+                status,
+                reason,
+                visible_at,
+            } => (
+                ActionStatus::Pending,
+                *status,
+                Some(reason.as_str()),
+                Some(visible_at.saturating_add(self.grace_ms)),
+            ),
+        };
+        let mut set = vec![
+            "#o.#k.#st = :st",
+            "#o.#k.last_status = :ls",
+            "#o.#k.finished_at = :now",
+            "#rev = #rev + :one",
+        ];
+        let mut values = HashMap::from([
+            (":st".to_owned(), s(status.as_str())),
+            (":ls".to_owned(), n(i64::from(http))),
+            (":now".to_owned(), n(now)),
+            (":one".to_owned(), n(1)),
+            (":lease".to_owned(), s(lease)),
+        ]);
+        if let Some(reason) = reason {
+            set.push("#o.#k.reason = :r");
+            values.insert(":r".into(), s(reason));
+        }
+        if let Some(check) = check {
+            set.push("#nc = :nc");
+            values.insert(":nc".into(), n(check));
+        }
+        let mut names = HashMap::from([
+            ("#o".to_owned(), OUTBOX.to_owned()),
+            ("#k".to_owned(), action.to_owned()),
+            ("#st".to_owned(), "status".to_owned()),
+            ("#rev".to_owned(), REV.to_owned()),
+        ]);
+        if check.is_some() {
+            names.insert("#nc".into(), PENDING_SK.to_owned());
+        }
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(EVENT_SK))
+            .update_expression(format!(
+                "SET {} REMOVE #o.#k.lease, #o.#k.lease_until",
+                set.join(", ")
+            ))
+            .condition_expression("#o.#k.lease = :lease")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let out = match res {
+            Ok(out) => out,
+            Err(e) if is_condition_failure(&e) => return Ok(Marked::LeaseLost),
+            Err(e) => return Err(dynamo_err("UpdateItem", e)),
+        };
+        if let Some(item) = out.attributes {
+            self.settle(&item, &pk, EVENT_SK).await?;
+        }
+        Ok(Marked::Written)
+    }
+
+    /// After a transition: when nothing on the item is left to run, it leaves the pending index
+    /// (conditional on the item's revision, so a concurrent transition is never undone).
+    async fn settle(&self, item: &Item, pk: &str, sk: &str) -> Result<(), StoreError> {
+        let open = if sk == EVENT_SK {
+            parse_event(item)?
+                .outbox
+                .iter()
+                .any(|o| !o.status.is_final())
+        } else {
+            opt_s(item, SYNC_STATUS)
+                .and_then(ActionStatus::parse)
+                .is_some_and(|st| !st.is_final())
+        };
+        if open {
+            return Ok(());
+        }
+        let rev = opt_n(item, REV).unwrap_or(0);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression("REMOVE #pp, #nc")
+            .condition_expression("#rev = :rev")
+            .expression_attribute_names("#pp", PENDING_PK)
+            .expression_attribute_names("#nc", PENDING_SK)
+            .expression_attribute_names("#rev", REV)
+            .expression_attribute_values(":rev", n(rev))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Someone moved the item on meanwhile; the reconciler settles it later.
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(dynamo_err("UpdateItem", e)),
+        }
+    }
+
+    /// Claims an entity's sync: PENDING (or RUNNING with an expired lease) → RUNNING. `None`
+    /// when it is not claimable: someone holds it, or it is finished.
+    pub async fn claim_sync(
+        &self,
+        kind: &str,
+        id: &str,
+        lease_ms: i64,
+        visibility_ms: i64,
+    ) -> Result<Option<ClaimedSync>, StoreError> {
+        let now = self.clock.now_millis();
+        let lease = lease_token();
+        let lease_until = now.saturating_add(lease_ms);
+        let pk = entity_pk(kind, id);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(ENTITY_SK))
+            .update_expression(
+                "SET #st = :running, #l = :lease, #lu = :lu, #a = if_not_exists(#a, :zero) + :one, \
+                 #pp = :pp, #nc = :nc, #rev = if_not_exists(#rev, :zero) + :one",
+            )
+            .condition_expression(
+                "(#st = :pending OR #st = :running) AND (attribute_not_exists(#lu) OR #lu < :now)",
+            )
+            .expression_attribute_names("#st", SYNC_STATUS)
+            .expression_attribute_names("#l", SYNC_LEASE)
+            .expression_attribute_names("#lu", SYNC_LEASE_UNTIL)
+            .expression_attribute_names("#a", SYNC_ATTEMPT)
+            .expression_attribute_names("#pp", PENDING_PK)
+            .expression_attribute_names("#nc", PENDING_SK)
+            .expression_attribute_names("#rev", REV)
+            .expression_attribute_values(":running", s(ActionStatus::Running.as_str()))
+            .expression_attribute_values(":pending", s(ActionStatus::Pending.as_str()))
+            .expression_attribute_values(":lease", s(&lease))
+            .expression_attribute_values(":lu", n(lease_until))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":pp", s(pending_pk(&pk)))
+            .expression_attribute_values(
+                ":nc",
+                n(self.visibility_check(lease_until, visibility_ms)),
+            )
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let out = match res {
+            Ok(out) => out,
+            Err(e) if is_condition_failure(&e) => return Ok(None),
+            Err(e) => return Err(dynamo_err("UpdateItem", e)),
+        };
+        let item = out
+            .attributes
+            .ok_or_else(|| StoreError::Corrupt("claim returned no item".into()))?;
+        Ok(Some(ClaimedSync {
+            entity: parse_entity(&item)?,
+            lease,
+        }))
+    }
+
+    /// Ends this attempt of a claimed sync of `entity` (as claimed). `posted` is the state the
+    /// target acknowledged in this attempt, if any: recorded as synced even when the entity
+    /// moved on meanwhile (the next attempt compares against it). When the entity's version is
+    /// no longer the one claimed, the sync stays PENDING and [`Marked::Moved`] says to enqueue it
+    /// again.
+    pub async fn finish_sync(
+        &self,
+        entity: &EntityRecord,
+        lease: &str,
+        finish: &Finish,
+        posted: Option<&SyncTarget>,
+    ) -> Result<Marked, StoreError> {
+        let now = self.clock.now_millis();
+        let pk = entity_pk(&entity.kind, &entity.id);
+        let (status, http, reason, check) = match finish {
+            Finish::Done { status } => (ActionStatus::Done, *status, None, None),
+            Finish::Failed { status, reason } => {
+                (ActionStatus::Failed, *status, Some(reason.clone()), None)
+            }
+            Finish::Skipped { reason } => (ActionStatus::Skipped, 0, Some(reason.clone()), None),
+            Finish::Retry {
+                status,
+                reason,
+                visible_at,
+            } => (
+                ActionStatus::Pending,
+                *status,
+                Some(reason.clone()),
+                Some(visible_at.saturating_add(self.grace_ms)),
+            ),
+        };
+        let first = self
+            .sync_update(
+                &pk,
+                lease,
+                posted,
+                entity.version,
+                status,
+                http,
+                reason.as_deref(),
+                check,
+                true,
+            )
+            .await?;
+        match first {
+            SyncWrite::Written(item) => {
+                self.settle(&item, &pk, ENTITY_SK).await?;
+                Ok(Marked::Written)
+            }
+            SyncWrite::Refused(Some(old)) if opt_s(&old, SYNC_LEASE) == Some(lease) => {
+                // Ours, but the entity moved on: record what was posted, release, go again.
+                let check = now.saturating_add(self.grace_ms);
+                match self
+                    .sync_update(
+                        &pk,
+                        lease,
+                        posted,
+                        entity.version,
+                        ActionStatus::Pending,
+                        http,
+                        Some("entity changed while syncing"),
+                        Some(check),
+                        false,
+                    )
+                    .await?
+                {
+                    SyncWrite::Written(_) => Ok(Marked::Moved),
+                    SyncWrite::Refused(_) => Ok(Marked::LeaseLost),
+                }
+            }
+            SyncWrite::Refused(_) => Ok(Marked::LeaseLost),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sync_update(
+        &self,
+        pk: &str,
+        lease: &str,
+        posted: Option<&SyncTarget>,
+        version: i64,
+        status: ActionStatus,
+        http: u16,
+        reason: Option<&str>,
+        check: Option<i64>,
+        same_version: bool,
+    ) -> Result<SyncWrite, StoreError> {
+        let mut names = HashMap::from([
+            ("#st".to_owned(), SYNC_STATUS.to_owned()),
+            ("#l".to_owned(), SYNC_LEASE.to_owned()),
+            ("#lu".to_owned(), SYNC_LEASE_UNTIL.to_owned()),
+            ("#ls".to_owned(), SYNC_LAST_STATUS.to_owned()),
+            ("#rev".to_owned(), REV.to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (":st".to_owned(), s(status.as_str())),
+            (":ls".to_owned(), n(i64::from(http))),
+            (":lease".to_owned(), s(lease)),
+            (":one".to_owned(), n(1)),
+        ]);
+        let mut set = vec!["#st = :st", "#ls = :ls", "#rev = #rev + :one"];
+        let mut remove = vec!["#l", "#lu"];
+        if let Some(posted) = posted {
+            names.insert("#sy".into(), SYNC_SYNCED.to_owned());
+            names.insert("#sv".into(), SYNC_SYNCED_VERSION.to_owned());
+            values.insert(":sy".into(), s(sync_json(posted)));
+            values.insert(":sv".into(), n(version));
+            set.push("#sy = :sy");
+            set.push("#sv = :sv");
+        } else if status == ActionStatus::Done {
+            names.insert("#sv".into(), SYNC_SYNCED_VERSION.to_owned());
+            values.insert(":sv".into(), n(version));
+            set.push("#sv = :sv");
+        }
+        names.insert("#r".into(), SYNC_REASON.to_owned());
+        match reason {
+            Some(r) => {
+                values.insert(":r".into(), s(r));
+                set.push("#r = :r");
+            }
+            None => remove.push("#r"),
+        }
+        if let Some(check) = check {
+            names.insert("#nc".into(), PENDING_SK.to_owned());
+            values.insert(":nc".into(), n(check));
+            set.push("#nc = :nc");
+        }
+        let mut condition = "#l = :lease".to_owned();
+        if same_version {
+            names.insert("#v".into(), VERSION.to_owned());
+            values.insert(":v".into(), n(version));
+            condition.push_str(" AND #v = :v");
+        }
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(ENTITY_SK))
+            .update_expression(format!(
+                "SET {} REMOVE {}",
+                set.join(", "),
+                remove.join(", ")
+            ))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(SyncWrite::Written(out.attributes.unwrap_or_default())),
+            Err(e) if is_condition_failure(&e) => {
+                let old = e.as_service_error().and_then(|se| match se {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                    _ => None,
+                });
+                Ok(SyncWrite::Refused(old))
+            }
+            Err(e) => Err(dynamo_err("UpdateItem", e)),
+        }
+    }
+
+    /// True when the entity exists and is deleted (for actions marked "not for a deleted
+    /// entity").
+    pub async fn is_deleted(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .get_item(entity_pk(kind, id), ENTITY_SK)
+            .await?
+            .is_some_and(|item| item.get(DELETED).and_then(|v| v.as_bool().ok()) == Some(&true)))
+    }
+
+    /// The reconciler's pass: items of the pending index due before now, at most `limit` per
+    /// shard. For each: the follow-ups nobody holds are due (their message may be lost); the
+    /// item's next check moves to when its earliest remaining follow-up needs a look, or it
+    /// leaves the index when nothing is left. A record this code cannot read is skipped and
+    /// reported, never a reason to stop.
+    pub async fn reconcile_scan(&self, limit: i32) -> Result<Scan, StoreError> {
+        let now = self.clock.now_millis();
+        let mut scan = Scan::default();
+        for shard in pending_pks() {
+            for (pk, sk) in self.due(&shard, now, limit).await? {
+                scan.items += 1;
+                match self.reconcile_item(&pk, &sk, now).await {
+                    Ok((due, since)) => {
+                        if !due.is_empty() {
+                            scan.oldest_due_ms = scan.oldest_due_ms.max(now - since);
+                        }
+                        scan.due.extend(due);
+                    }
+                    Err(StoreError::Corrupt(why)) => {
+                        tracing::warn!(item = %pk, reason = %why, "reconciler skipped a malformed item");
+                        scan.corrupt.push(pk);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(scan)
+    }
+
+    /// One due item: what is due on it, and since when it was due (ms).
+    async fn reconcile_item(
+        &self,
+        pk: &str,
+        sk: &str,
+        now: i64,
+    ) -> Result<(Vec<FollowUp>, i64), StoreError> {
+        let Some(item) = self.get_item(pk.to_owned(), sk).await? else {
+            return Ok((Vec::new(), now));
+        };
+        let since = opt_n(&item, PENDING_SK).unwrap_or(now);
+        let mut due = Vec::new();
+        let mut next: Option<i64> = None;
+        let mut consider = |status: ActionStatus, lease_until: Option<i64>, f: FollowUp| {
+            if status.is_final() {
+                return;
+            }
+            match lease_until {
+                Some(until) if until >= now => {
+                    let at = until.saturating_add(self.grace_ms);
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+                _ => {
+                    due.push(f);
+                    let at = now.saturating_add(self.grace_ms);
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+        };
+        if sk == EVENT_SK {
+            let ev = parse_event(&item)?;
+            for o in &ev.outbox {
+                consider(
+                    o.status,
+                    o.lease_until,
+                    FollowUp::Action {
+                        source: ev.source.clone(),
+                        event_id: ev.event_id.clone(),
+                        action: o.kind.clone(),
+                    },
+                );
+            }
+        } else if sk == ENTITY_SK {
+            let en = parse_entity(&item)?;
+            if let Some(sync) = &en.sync {
+                let source = opt_s(&item, SYNC_SOURCE).unwrap_or_default().to_owned();
+                consider(
+                    sync.status,
+                    sync.lease_until,
+                    FollowUp::Sync {
+                        source,
+                        entity_kind: en.kind.clone(),
+                        entity_id: en.id.clone(),
+                        sync: sync.name.clone(),
+                    },
+                );
+            }
+        } else {
+            return Err(StoreError::Corrupt(format!("unexpected item {pk}/{sk}")));
+        }
+        let rev = opt_n(&item, REV).unwrap_or(0);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .condition_expression("#rev = :rev")
+            .expression_attribute_names("#rev", REV)
+            .expression_attribute_names("#nc", PENDING_SK)
+            .expression_attribute_values(":rev", n(rev));
+        let update = match next {
+            Some(at) => update
+                .update_expression("SET #nc = :nc")
+                .expression_attribute_values(":nc", n(at)),
+            None => update
+                .update_expression("REMOVE #pp, #nc")
+                .expression_attribute_names("#pp", PENDING_PK),
+        };
+        match update.send().await {
+            Ok(_) => Ok((due, since)),
+            // Moved on meanwhile (claimed, marked): whoever did that carries it.
+            Err(e) if is_condition_failure(&e) => Ok((Vec::new(), since)),
+            Err(e) => Err(dynamo_err("UpdateItem", e)),
+        }
+    }
+
+    /// An operator's retry of an event action that is FAILED or SKIPPED (or, with `force`, also
+    /// DONE): back to PENDING with a new generation (a new `Idempotency-Key`), attempts reset.
+    /// False when it was not in a retryable state (or is running now).
+    pub async fn retry_action(
+        &self,
+        source: &str,
+        event_id: &str,
+        action: &str,
+        force: bool,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now_millis();
+        let pk = event_pk(source, event_id);
+        let (condition, done) = if force {
+            (
+                "#o.#k.#st IN (:failed, :skipped, :done)",
+                Some(HashMap::from([(
+                    ":done".to_owned(),
+                    s(ActionStatus::Done.as_str()),
+                )])),
+            )
+        } else {
+            ("#o.#k.#st IN (:failed, :skipped)", None)
+        };
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(EVENT_SK))
+            .update_expression(
+                "SET #o.#k.#st = :pending, #o.#k.generation = #o.#k.generation + :one, \
+                 #o.#k.attempt = :zero, #pp = :pp, #nc = :nc, #rev = #rev + :one",
+            )
+            .condition_expression(condition)
+            .expression_attribute_names("#o", OUTBOX)
+            .expression_attribute_names("#k", action)
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#pp", PENDING_PK)
+            .expression_attribute_names("#nc", PENDING_SK)
+            .expression_attribute_names("#rev", REV)
+            .expression_attribute_values(":pending", s(ActionStatus::Pending.as_str()))
+            .expression_attribute_values(":failed", s(ActionStatus::Failed.as_str()))
+            .expression_attribute_values(":skipped", s(ActionStatus::Skipped.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":pp", s(pending_pk(&pk)))
+            .expression_attribute_values(":nc", n(now.saturating_add(self.grace_ms)));
+        for (k, v) in done.into_iter().flatten() {
+            req = req.expression_attribute_values(k, v);
+        }
+        let res = req.send().await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(dynamo_err("UpdateItem", e)),
+        }
+    }
+
+    /// An operator's retry of an entity's FAILED or SKIPPED sync: PENDING, new generation.
+    pub async fn retry_sync(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now_millis();
+        let pk = entity_pk(kind, id);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(ENTITY_SK))
+            .update_expression(
+                "SET #st = :pending, #g = if_not_exists(#g, :zero) + :one, #a = :zero, \
+                 #pp = :pp, #nc = :nc, #rev = if_not_exists(#rev, :zero) + :one",
+            )
+            .condition_expression("#st IN (:failed, :skipped)")
+            .expression_attribute_names("#st", SYNC_STATUS)
+            .expression_attribute_names("#g", SYNC_GENERATION)
+            .expression_attribute_names("#a", SYNC_ATTEMPT)
+            .expression_attribute_names("#pp", PENDING_PK)
+            .expression_attribute_names("#nc", PENDING_SK)
+            .expression_attribute_names("#rev", REV)
+            .expression_attribute_values(":pending", s(ActionStatus::Pending.as_str()))
+            .expression_attribute_values(":failed", s(ActionStatus::Failed.as_str()))
+            .expression_attribute_values(":skipped", s(ActionStatus::Skipped.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":pp", s(pending_pk(&pk)))
+            .expression_attribute_values(":nc", n(now.saturating_add(self.grace_ms)))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(dynamo_err("UpdateItem", e)),
+        }
+    }
+}
+
+enum SyncWrite {
+    Written(Item),
+    Refused(Option<Item>),
+}

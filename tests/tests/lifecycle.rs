@@ -1,0 +1,798 @@
+//! The follow-up lifecycle against the emulator with the real SDK clients (DESIGN.md,
+//! "Follow-ups"; invariant 3): event actions once per distinct event whatever the arrival order,
+//! state syncs that converge on the entity's final state, only the claimant POSTs, the DLQ holds
+//! exactly the FAILED ones, the reconciler finds by time what nobody works on, and faults
+//! injected where the guarantee lives (a failed mark after a 2xx, a crash after a claim, a lost
+//! response, a slow SQS, a corrupt record). Time is a [`FixedClock`]; a message's backoff is
+//! ended with [`Stack::release`] instead of waiting.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::Intercept;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use hookline::clock::{Clock, FixedClock, SharedClock};
+use hookline::queue::FollowupQueue;
+use hookline::receiver::{Receiver, ReceiverSpec};
+use hookline::store::lifecycle::Timers;
+use hookline::store::{ActionStatus, EventStore, FollowUp};
+use hookline::worker::{Handled, Retry, Worker};
+use hookline_tests::{LOCAL_SECRET, Received, Stack, Target, init_test_log, local_receiver};
+use serde_json::{Value, json};
+
+const NOW: i64 = 1_750_000_000;
+
+fn sample(function: &str, name: &str) -> Value {
+    let path = format!(
+        "{}/../events/{function}/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Everything one scenario needs: a private table and queues, a clock, the receivers, a target
+/// and a worker pointed at it.
+struct Harness {
+    stack: Stack,
+    clock: Arc<FixedClock>,
+    target: Target,
+    worker: Worker,
+}
+
+impl Harness {
+    async fn new(script: Vec<u16>) -> Self {
+        init_test_log();
+        let stack = Stack::new().await.unwrap();
+        let clock = FixedClock::at_secs(NOW);
+        let target = Target::start(script).await.unwrap();
+        let worker = stack.worker(&target, Timers::default(), clock.clone());
+        Self {
+            stack,
+            clock,
+            target,
+            worker,
+        }
+    }
+
+    fn shared(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
+    fn store(&self) -> EventStore {
+        self.stack.store(self.shared())
+    }
+
+    fn receiver(&self, spec: ReceiverSpec) -> Receiver {
+        local_receiver(spec, &self.shared(), self.store(), self.stack.queue())
+    }
+
+    /// Posts a signed delivery; returns the answer's `status`.
+    async fn deliver(&self, spec: &ReceiverSpec, body: &Value, delivery_id: &str) -> String {
+        let body = serde_json::to_vec(body).unwrap();
+        let req = hookline_tests::signed_request(
+            &spec.scheme,
+            &body,
+            LOCAL_SECRET,
+            delivery_id,
+            self.clock.now_secs(),
+        );
+        let resp = self.receiver(spec.clone()).handle(req).await;
+        assert_eq!(resp.status(), 200, "delivery {delivery_id}");
+        let answer: Value = match resp.body() {
+            lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+            lambda_http::Body::Binary(b) => serde_json::from_slice(b).unwrap(),
+            _ => Value::Null,
+        };
+        answer["status"].as_str().unwrap().to_owned()
+    }
+
+    /// Feeds the queue to the worker until nothing is left, ending every backoff at once.
+    async fn settle(&self, seed: u64) {
+        for round in 0..50 {
+            let fed = self
+                .stack
+                .feed(&self.worker, 3, seed + round)
+                .await
+                .unwrap();
+            self.stack.release(&fed.failed).await.unwrap();
+            if fed.received == 0 {
+                return;
+            }
+        }
+        panic!("the queue did not settle");
+    }
+
+    /// Requests the target received, by Idempotency-Key.
+    fn posts_by_key(&self) -> BTreeMap<String, Vec<Received>> {
+        let mut by: BTreeMap<String, Vec<Received>> = BTreeMap::new();
+        for r in self.target.received() {
+            by.entry(r.idempotency_key.clone().unwrap_or_default())
+                .or_default()
+                .push(r);
+        }
+        by
+    }
+
+    async fn reconcile(&self) -> hookline::reconcile::Report {
+        hookline::reconcile::run(&self.store(), &self.stack.queue(), 100)
+            .await
+            .unwrap()
+    }
+
+    async fn action_status(&self, source: &str, id: &str, kind: &str) -> ActionStatus {
+        self.store()
+            .get_event(source, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .outbox
+            .iter()
+            .find(|o| o.kind == kind)
+            .unwrap()
+            .status
+    }
+}
+
+/// Every ordering of `n` items.
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for i in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(i, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// A Stripe subscription event: `stage` is created/updated/deleted, at `created`, with `status`.
+fn subscription_event(stage: &str, id: &str, sub: &str, created: i64, status: &str) -> Value {
+    let mut v = sample("payment-events", &format!("customer.subscription.{stage}"));
+    v["id"] = id.into();
+    v["created"] = created.into();
+    v["data"]["object"]["id"] = sub.into();
+    v["data"]["object"]["status"] = status.into();
+    if stage == "updated" {
+        v["data"]["previous_attributes"] = json!({"metadata": {"plan_note": "old"}});
+    }
+    v
+}
+
+/// Delivers a subscription lifecycle in every order and checks the access sync converged.
+async fn subscription_lifecycle_converges(
+    events: &[(&str, &str)],
+    final_status: &str,
+    grants: bool,
+) {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    for (n, order) in permutations(events.len()).into_iter().enumerate() {
+        let sub = format!("sub_order{n}");
+        let bodies: Vec<Value> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (stage, status))| {
+                subscription_event(
+                    stage,
+                    &format!("evt_{sub}_{i}"),
+                    &sub,
+                    NOW - 100 + 10 * i64::try_from(i).unwrap(),
+                    status,
+                )
+            })
+            .collect();
+        for (step, &i) in order.iter().enumerate() {
+            let answer = h.deliver(&spec, &bodies[i], &format!("d{n}{i}")).await;
+            assert!(answer == "accepted" || answer == "stale", "{answer}");
+            // Interleave the worker with the senders in half of the orders.
+            if (n + step) % 2 == 0 {
+                h.settle(u64::try_from(n * 10 + step).unwrap()).await;
+            }
+        }
+        h.settle(u64::try_from(n).unwrap()).await;
+
+        let entity = h
+            .store()
+            .get_entity("subscription", &sub)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(entity.attrs["status"], final_status, "order {order:?}");
+        assert_eq!(
+            entity.last_event_id,
+            format!("evt_{sub}_{}", events.len() - 1)
+        );
+        let sync = entity.sync.unwrap();
+        assert_eq!(sync.status, ActionStatus::Done, "order {order:?}");
+        let access: Vec<String> = h
+            .target
+            .received()
+            .into_iter()
+            .filter(|r| r.body.contains(&format!("\"{sub}\"")))
+            .map(|r| r.path)
+            .collect();
+        match (grants, access.last().map(String::as_str)) {
+            (true, Some("/provision_access")) => {}
+            (false, None | Some("/revoke_access")) => {}
+            other => panic!("order {order:?}: access POSTs {access:?} ({other:?})"),
+        }
+        if !grants && access.iter().any(|p| p == "/provision_access") {
+            assert_eq!(access.last().map(String::as_str), Some("/revoke_access"));
+        }
+    }
+    // Each access state was POSTed under its own key, and no key twice.
+    assert!(
+        h.posts_by_key().values().all(|v| v.len() == 1),
+        "{:?}",
+        h.posts_by_key().keys()
+    );
+    assert_eq!(h.stack.depth(&h.stack.dlq_url).await.unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn a_subscription_created_active_after_a_metadata_update_is_provisioned_in_every_order() {
+    subscription_lifecycle_converges(
+        &[("created", "active"), ("updated", "active")],
+        "active",
+        true,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_canceled_subscription_ends_revoked_in_every_order() {
+    subscription_lifecycle_converges(
+        &[
+            ("created", "active"),
+            ("updated", "active"),
+            ("deleted", "canceled"),
+        ],
+        "canceled",
+        false,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn user_lifecycle_in_every_order_runs_each_event_action_once_and_erases_the_user() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = user_events::spec();
+    let stages = ["created", "updated", "deleted"];
+    for (n, order) in permutations(3).into_iter().enumerate() {
+        let user = format!("user_order{n}");
+        let bodies: Vec<Value> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                let mut v = sample("user-events", &format!("user.{stage}"));
+                v["data"]["id"] = user.clone().into();
+                let ts = (NOW - 100 + 10 * i64::try_from(i).unwrap()) * 1000;
+                v["timestamp"] = ts.into();
+                if *stage != "deleted" {
+                    v["data"]["updated_at"] = ts.into();
+                }
+                v
+            })
+            .collect();
+        for &i in &order {
+            let answer = h
+                .deliver(&spec, &bodies[i], &format!("msg_{user}_{i}"))
+                .await;
+            assert!(answer == "accepted" || answer == "stale", "{answer}");
+        }
+        h.settle(u64::try_from(n).unwrap()).await;
+
+        let entity = h.store().get_entity("user", &user).await.unwrap().unwrap();
+        assert!(entity.deleted, "user.deleted always wins (order {order:?})");
+        assert!(entity.attrs.is_empty(), "a tombstone erases the attributes");
+        for i in 0..3 {
+            let id = format!("msg_{user}_{i}");
+            let key = format!("users:{id}:analytics:0");
+            assert_eq!(
+                h.posts_by_key().get(&key).map(Vec::len),
+                Some(1),
+                "analytics of {id} exactly once, stale or not (order {order:?})"
+            );
+        }
+        // Every order delivers the delete before the worker runs: the welcome is not sent.
+        let welcome = h
+            .action_status("users", &format!("msg_{user}_0"), "welcome")
+            .await;
+        assert_eq!(welcome, ActionStatus::Skipped, "order {order:?}");
+        assert!(
+            !h.posts_by_key()
+                .contains_key(&format!("users:msg_{user}_0:welcome:0"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn copies_of_one_message_post_once_in_one_batch_and_in_concurrent_batches() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    for (n, batch) in [(0, 10), (1, 1)] {
+        let mut v = sample("payment-events", "invoice.paid");
+        v["id"] = format!("evt_copies_{n}").into();
+        v["data"]["object"]["id"] = format!("in_copies_{n}").into();
+        assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
+        let copy = hookline::queue::encode(&FollowUp::Action {
+            source: "stripe".into(),
+            event_id: format!("evt_copies_{n}"),
+            action: "receipt".into(),
+        });
+        for _ in 0..3 {
+            h.stack
+                .queue()
+                .send_body_to(&h.stack.queue_url, &copy)
+                .await
+                .unwrap();
+        }
+        // batch 10: the four copies run concurrently in one batch; batch 1: in four
+        // concurrent batches.
+        let fed = h.stack.feed(&h.worker, batch, 7).await.unwrap();
+        assert_eq!(fed.received, 4);
+        assert!(fed.failed.is_empty());
+        let key = format!("stripe:evt_copies_{n}:receipt:0");
+        assert_eq!(
+            h.posts_by_key()[&key].len(),
+            1,
+            "one POST (batch size {batch})"
+        );
+        assert_eq!(
+            h.action_status("stripe", &format!("evt_copies_{n}"), "receipt")
+                .await,
+            ActionStatus::Done
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_target_refusing_with_401_fails_to_the_dlq_and_a_retry_after_the_fix_runs_once_more() {
+    let h = Harness::new(vec![401, 401, 401]).await;
+    let spec = payment_events::spec();
+    for n in 0..3 {
+        let mut v = sample("payment-events", "invoice.paid");
+        v["id"] = format!("evt_401_{n}").into();
+        v["data"]["object"]["id"] = format!("in_401_{n}").into();
+        assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
+    }
+    let fed = h.stack.feed(&h.worker, 10, 1).await.unwrap();
+    assert_eq!(
+        (fed.received, fed.failed.len()),
+        (3, 0),
+        "FAILED messages leave the queue"
+    );
+    for n in 0..3 {
+        let event = h
+            .store()
+            .get_event("stripe", &format!("evt_401_{n}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.outbox[0].status, ActionStatus::Failed);
+        assert_eq!(event.outbox[0].last_status, 401);
+    }
+    assert_eq!(h.stack.depth(&h.stack.queue_url).await.unwrap(), (0, 0));
+    let dlq = h.stack.drain(&h.stack.dlq_url).await.unwrap();
+    let mut names: Vec<String> = dlq
+        .iter()
+        .map(|m| hookline::queue::decode(m.body().unwrap()).unwrap().name())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "stripe:evt_401_0:receipt",
+            "stripe:evt_401_1:receipt",
+            "stripe:evt_401_2:receipt"
+        ],
+        "the DLQ holds exactly the FAILED ones"
+    );
+    // Fixed target: an operator's retry resets with a new generation and runs once more.
+    assert!(
+        h.store()
+            .retry_action("stripe", "evt_401_0", "receipt", false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store()
+            .retry_action("stripe", "evt_401_0", "receipt", false)
+            .await
+            .unwrap()
+    );
+    let again = hookline::queue::encode(&FollowUp::Action {
+        source: "stripe".into(),
+        event_id: "evt_401_0".into(),
+        action: "receipt".into(),
+    });
+    h.stack
+        .queue()
+        .send_body_to(&h.stack.queue_url, &again)
+        .await
+        .unwrap();
+    h.settle(2).await;
+    assert_eq!(
+        h.action_status("stripe", "evt_401_0", "receipt").await,
+        ActionStatus::Done
+    );
+    let posts = h.posts_by_key();
+    assert_eq!(posts["stripe:evt_401_0:receipt:0"].len(), 1);
+    assert_eq!(
+        posts["stripe:evt_401_0:receipt:1"].len(),
+        1,
+        "a new key for the deliberate retry"
+    );
+}
+
+#[tokio::test]
+async fn a_target_down_for_an_hour_has_one_copy_in_flight_and_each_action_runs_once_after() {
+    let h = Harness::new(Vec::new()).await;
+    h.target.set_default(503);
+    let spec = payment_events::spec();
+    for n in 0..3 {
+        let mut v = sample("payment-events", "invoice.paid");
+        v["id"] = format!("evt_down_{n}").into();
+        v["data"]["object"]["id"] = format!("in_down_{n}").into();
+        assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
+    }
+    let fed = h.stack.feed(&h.worker, 10, 0).await.unwrap();
+    assert_eq!(fed.failed.len(), 3);
+    let mut failed = fed.failed;
+    for cycle in 1..6 {
+        // Ten minutes on: every backoff so far has ended, so the messages are visible again and
+        // the event source takes them; then the reconciler's scheduled run.
+        h.clock.advance_secs(600);
+        h.stack.release(&failed).await.unwrap();
+        let fed = h.stack.feed(&h.worker, 10, cycle).await.unwrap();
+        assert_eq!(fed.received, 3, "cycle {cycle}: each follow-up once");
+        failed = fed.failed;
+        let report = h.reconcile().await;
+        assert_eq!(
+            report.enqueued, 0,
+            "cycle {cycle}: in flight, so not re-sent"
+        );
+        let (visible, in_flight) = h.stack.depth(&h.stack.queue_url).await.unwrap();
+        assert_eq!(
+            visible + in_flight,
+            3,
+            "cycle {cycle}: one copy of each in flight"
+        );
+        assert_eq!(h.stack.depth(&h.stack.dlq_url).await.unwrap(), (0, 0));
+    }
+    h.clock.advance_secs(600);
+    h.target.set_default(200);
+    h.stack.release(&failed).await.unwrap();
+    h.settle(9).await;
+    for n in 0..3 {
+        let id = format!("evt_down_{n}");
+        assert_eq!(
+            h.action_status("stripe", &id, "receipt").await,
+            ActionStatus::Done
+        );
+        let ok: Vec<_> = h.posts_by_key()[&format!("stripe:{id}:receipt:0")].clone();
+        assert_eq!(
+            ok.len(),
+            7,
+            "six refused attempts and one accepted, all with one key"
+        );
+        let event = h.store().get_event("stripe", &id).await.unwrap().unwrap();
+        assert_eq!(event.outbox[0].attempt, 7);
+    }
+}
+
+#[tokio::test]
+async fn conflict_is_retried_redirect_fails_without_following_and_retry_after_is_honoured() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let record = |n: &str| {
+        let mut v = sample("payment-events", "invoice.paid");
+        v["id"] = format!("evt_{n}").into();
+        v["data"]["object"]["id"] = format!("in_{n}").into();
+        v
+    };
+    let message = |n: &str| {
+        hookline::queue::encode(&FollowUp::Action {
+            source: "stripe".into(),
+            event_id: format!("evt_{n}"),
+            action: "receipt".into(),
+        })
+    };
+    let target = Target::start_with_retry_after(vec![
+        (409, None),
+        (200, None),
+        (302, None),
+        (429, Some("120")),
+    ])
+    .await
+    .unwrap();
+    let worker = h.stack.worker(&target, Timers::default(), h.shared());
+    for n in ["409", "302", "429"] {
+        assert_eq!(h.deliver(&spec, &record(n), "d").await, "accepted");
+    }
+    h.stack.drain(&h.stack.queue_url).await.unwrap();
+
+    let first = worker.handle_message(&message("409")).await;
+    assert!(matches!(first, Err(Retry::Backoff { .. })), "{first:?}");
+    h.clock.advance_secs(60);
+    assert_eq!(
+        worker.handle_message(&message("409")).await,
+        Ok(Handled::Done)
+    );
+
+    assert_eq!(
+        worker.handle_message(&message("302")).await,
+        Ok(Handled::Failed)
+    );
+    let event = h
+        .store()
+        .get_event("stripe", "evt_302")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (event.outbox[0].status, event.outbox[0].last_status),
+        (ActionStatus::Failed, 302)
+    );
+    assert!(
+        target.received().iter().all(|r| r.path != "/redirected"),
+        "a redirect is never followed"
+    );
+
+    match worker.handle_message(&message("429")).await {
+        Err(Retry::Backoff { delay, .. }) => assert_eq!(delay, Duration::from_secs(120)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(target.hits(), 4);
+}
+
+/// Fails the `nth` (1-based) DynamoDB call of operation `op` before it is sent.
+#[derive(Debug, Clone)]
+struct FailNth {
+    op: &'static str,
+    nth: usize,
+    seen: Arc<AtomicUsize>,
+}
+
+impl Intercept for FailNth {
+    fn name(&self) -> &'static str {
+        "FailNth"
+    }
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = ctx.request().headers().get("x-amz-target").unwrap_or("");
+        if target.ends_with(self.op) && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth {
+            return Err("injected: the connection dropped".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_mark_that_fails_after_the_2xx_repeats_the_post_with_the_same_key() {
+    let h = Harness::new(Vec::new()).await;
+    assert_eq!(
+        h.deliver(
+            &payment_events::spec(),
+            &sample("payment-events", "invoice.paid"),
+            "d"
+        )
+        .await,
+        "accepted"
+    );
+    // The worker's second UpdateItem is the mark after the POST (the first is the claim).
+    let failing = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&h.stack.sdk)
+            .interceptor(FailNth {
+                op: "UpdateItem",
+                nth: 2,
+                seen: Arc::default(),
+            })
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let targets = hookline::store::ACTION_KINDS
+        .iter()
+        .map(|k| {
+            (
+                (*k).to_owned(),
+                hookline::config::Target::Url(h.target.url(k)),
+            )
+        })
+        .collect();
+    let worker = Worker::from_parts(
+        EventStore::new(failing, &h.stack.table, 30, h.shared()),
+        h.stack.queue(),
+        &h.stack.dlq_url,
+        targets,
+        Timers::default(),
+        h.shared(),
+    )
+    .unwrap();
+    let fed = h.stack.feed(&worker, 10, 1).await.unwrap();
+    assert_eq!(fed.failed.len(), 1, "the message comes back");
+    h.stack.release(&fed.failed).await.unwrap();
+    let fed = h.stack.feed(&worker, 10, 2).await.unwrap();
+    assert_eq!((fed.received, fed.failed.len()), (1, 0));
+    assert_eq!(
+        h.target.hits(),
+        1,
+        "still leased: the copy is dropped, no second POST yet"
+    );
+    // The lease runs out (the message that carried it was dropped): the reconciler finds it.
+    h.clock.advance_secs(25 + 180 + 1);
+    assert_eq!(h.reconcile().await.enqueued, 1);
+    h.settle(3).await;
+    let id = sample("payment-events", "invoice.paid")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        h.action_status("stripe", &id, "receipt").await,
+        ActionStatus::Done
+    );
+    let posts = h.posts_by_key();
+    assert_eq!(posts.len(), 1, "one key: {:?}", posts.keys());
+    assert_eq!(
+        posts.values().next().unwrap().len(),
+        2,
+        "the repeat carries the same key"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_crash_between_claim_and_post_is_recovered_by_the_reconciler_with_one_post() {
+    let h = Harness::new(Vec::new()).await;
+    let body = sample("payment-events", "invoice.paid");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        h.deliver(&payment_events::spec(), &body, "d").await,
+        "accepted"
+    );
+    // A worker claims, then dies before its POST; its message is gone with it.
+    let claim = h
+        .store()
+        .claim_action("stripe", &id, "receipt", 25_000, 180_000)
+        .await
+        .unwrap();
+    assert!(claim.is_some());
+    h.stack.drain(&h.stack.queue_url).await.unwrap();
+    assert_eq!(h.reconcile().await.enqueued, 0, "leased: not due yet");
+    h.clock.advance_secs(25 + 180 + 1);
+    assert_eq!(
+        h.reconcile().await.enqueued,
+        1,
+        "the lease and the visibility are over"
+    );
+    h.settle(4).await;
+    assert_eq!(
+        h.action_status("stripe", &id, "receipt").await,
+        ActionStatus::Done
+    );
+    assert_eq!(h.target.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_corrupt_record_in_the_pending_index_does_not_stop_the_reconciler() {
+    let h = Harness::new(Vec::new()).await;
+    let body = sample("payment-events", "invoice.paid");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        h.deliver(&payment_events::spec(), &body, "d").await,
+        "accepted"
+    );
+    h.stack.drain(&h.stack.queue_url).await.unwrap();
+    // An item in the pending index that no code of ours wrote.
+    h.stack
+        .dynamo
+        .put_item()
+        .table_name(&h.stack.table)
+        .item("pk", AttributeValue::S("EVENT#stripe#evt_garbage".into()))
+        .item("sk", AttributeValue::S("EVENT".into()))
+        .item("pending_pk", AttributeValue::S("PENDING#0".into()))
+        .item("next_check_at", AttributeValue::N("0".into()))
+        .item("outbox", AttributeValue::S("not a map".into()))
+        .send()
+        .await
+        .unwrap();
+    h.clock.advance_secs(301);
+    let report = h.reconcile().await;
+    assert_eq!(report.corrupt, ["EVENT#stripe#evt_garbage"]);
+    assert_eq!(report.enqueued, 1, "the good record is still handled");
+    h.settle(5).await;
+    assert_eq!(
+        h.action_status("stripe", &id, "receipt").await,
+        ActionStatus::Done
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_a_lost_response_answers_duplicate_and_enqueues_the_followups_itself() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let body = sample("payment-events", "invoice.paid");
+    // The first delivery commits, but its follow-ups never reach SQS (the caller timed out and
+    // the send was cut short): a receiver whose queue does not exist stands in for it.
+    let gone = FollowupQueue::new(h.stack.sqs.clone(), format!("{}-gone", h.stack.queue_url));
+    let first = local_receiver(spec.clone(), &h.shared(), h.store(), gone);
+    let req = hookline_tests::signed_request(
+        &spec.scheme,
+        &serde_json::to_vec(&body).unwrap(),
+        LOCAL_SECRET,
+        "d",
+        NOW,
+    );
+    assert_eq!(first.handle(req).await.status(), 200);
+    assert_eq!(h.stack.depth(&h.stack.queue_url).await.unwrap(), (0, 0));
+    h.stack.calls.reset();
+    assert_eq!(h.deliver(&spec, &body, "d").await, "duplicate");
+    assert_eq!(
+        h.stack.calls.calls(),
+        ["TransactWriteItems", "SendMessageBatch"],
+        "no extra read: the failed condition's ALL_OLD item carries the outbox"
+    );
+    h.settle(6).await;
+    assert_eq!(h.target.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_sqs_does_not_hold_the_answer_and_the_reconciler_sends() {
+    let h = Harness::new(Vec::new()).await;
+    // An SQS endpoint that accepts connections and never answers.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_url = format!("http://{}", hole.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = hole.accept().await {
+            held.push(sock);
+        }
+    });
+    let slow_sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&h.stack.sdk)
+            .endpoint_url(hole_url)
+            .build(),
+    );
+    let mut spec = payment_events::spec();
+    spec.sender_timeout = Duration::from_secs(2);
+    let rx = local_receiver(
+        spec.clone(),
+        &h.shared(),
+        h.store(),
+        FollowupQueue::new(slow_sqs, &h.stack.queue_url),
+    );
+    let body = sample("payment-events", "invoice.paid");
+    let req = hookline_tests::signed_request(
+        &spec.scheme,
+        &serde_json::to_vec(&body).unwrap(),
+        LOCAL_SECRET,
+        "d",
+        NOW,
+    );
+    let resp = rx.handle(req).await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "answered within its budget, the event durable"
+    );
+    assert_eq!(h.stack.depth(&h.stack.queue_url).await.unwrap(), (0, 0));
+    h.clock.advance_secs(301);
+    assert_eq!(h.reconcile().await.enqueued, 1);
+    h.settle(7).await;
+    assert_eq!(h.target.hits(), 1);
+}
