@@ -213,12 +213,17 @@ impl Receiver {
     }
 
     /// The time this request may still take: the lower of the invocation's deadline and the
-    /// sender's timeout, less a margin for answering.
+    /// sender's timeout, less a margin for answering. A deadline that is not in the future when
+    /// the request is handled is no deadline Lambda would send (local runtimes send odd ones) and
+    /// is ignored: the sender's timeout still bounds the request.
     fn budget(&self, req: &Request, started: Instant) -> Duration {
         let sender = self.spec.sender_timeout.saturating_sub(started.elapsed());
-        let lambda = req.lambda_context_ref().map(|ctx| {
+        let lambda = req.lambda_context_ref().and_then(|ctx| {
             let left = i64::try_from(ctx.deadline).unwrap_or(i64::MAX) - self.clock.now_millis();
-            Duration::from_millis(u64::try_from(left).unwrap_or(0))
+            u64::try_from(left)
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
         });
         lambda
             .map_or(sender, |l| l.min(sender))
