@@ -77,6 +77,12 @@ impl ApiError {
         }
     }
 
+    /// A well-formed signature that matched no configured secret: the one failure after which
+    /// re-reading the secrets (a rotation) can help.
+    pub fn is_signature_mismatch(&self) -> bool {
+        matches!(self, Self::Unauthorized(VerifyError::SignatureMismatch))
+    }
+
     /// The machine-readable error code of the JSON body.
     pub fn code(&self) -> &'static str {
         match self {

@@ -12,6 +12,7 @@ pub mod queue;
 pub mod receiver;
 pub mod reconcile;
 pub mod secret;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod verify;

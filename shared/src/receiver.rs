@@ -15,8 +15,9 @@ use crate::clock;
 use crate::config::ReceiverConfig;
 use crate::http::{ApiError, ContentKind, guard, json_response};
 use crate::queue::FollowupQueue;
+use crate::secrets::{RefreshingVerifier, SecretsError};
 use crate::store::{Effects, EventStore, NewEvent, Outcome, RecordPlan};
-use crate::verify::{Incoming, ParseError, Scheme, Verified, Verifier, VerifyError};
+use crate::verify::{Incoming, ParseError, Scheme, Verified, Verifier};
 
 /// What a function's handler learns from one verified delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,26 +57,29 @@ pub struct ReceiverSpec {
 #[derive(Debug, Clone)]
 pub struct Receiver {
     spec: ReceiverSpec,
-    verifier: Verifier,
+    verifier: RefreshingVerifier,
     max_body_bytes: usize,
     store: EventStore,
     queue: FollowupQueue,
 }
 
 impl Receiver {
-    /// Builds the receiver from configuration and the AWS SDK configuration.
-    pub fn new(
+    /// Builds the receiver from configuration and the AWS SDK configuration. With
+    /// `WEBHOOK_SECRETS_ID` this reads the secrets from Secrets Manager, and fails when it cannot.
+    pub async fn new(
         spec: ReceiverSpec,
         config: &ReceiverConfig,
         sdk: &SdkConfig,
-    ) -> Result<Self, VerifyError> {
+    ) -> Result<Self, SecretsError> {
         let clock = clock::system();
-        let verifier = Verifier::new(
+        let verifier = RefreshingVerifier::from_config(
             spec.scheme.clone(),
-            config.secrets.clone(),
+            &config.secrets,
             config.tolerance_secs,
-        )?
-        .with_clock(clock.clone());
+            sdk,
+            clock.clone(),
+        )
+        .await?;
         let store = EventStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
             &config.store.table_name,
@@ -92,17 +96,18 @@ impl Receiver {
         ))
     }
 
-    /// Assembles a receiver from ready parts (tests inject clients and clocks here).
+    /// Assembles a receiver from ready parts (tests inject clients and clocks here). A plain
+    /// [`Verifier`] has fixed secrets; a [`RefreshingVerifier`] re-reads them.
     pub fn from_parts(
         spec: ReceiverSpec,
-        verifier: Verifier,
+        verifier: impl Into<RefreshingVerifier>,
         max_body_bytes: usize,
         store: EventStore,
         queue: FollowupQueue,
     ) -> Self {
         Self {
             spec,
-            verifier,
+            verifier: verifier.into(),
             max_body_bytes,
             store,
             queue,
@@ -120,6 +125,11 @@ impl Receiver {
     /// Everything before the network: guards, verification, parsing, mapping, and the DynamoDB
     /// request built. Separate so that its cost can be measured on its own (benches/receiver.rs).
     pub fn prepare(&self, req: &Request) -> Result<Prepared, ApiError> {
+        self.prepare_with(&self.verifier.current(), req)
+    }
+
+    /// [`prepare`](Self::prepare) with a given verifier (the one current, or a refreshed one).
+    fn prepare_with(&self, verifier: &Verifier, req: &Request) -> Result<Prepared, ApiError> {
         let body: &[u8] = req.body().as_ref();
         guard(
             req.method(),
@@ -129,7 +139,7 @@ impl Receiver {
             self.spec.content,
         )?;
         let url = (self.spec.scheme == Scheme::Twilio).then(|| full_url(req));
-        let verified = self.verifier.verify(&Incoming {
+        let verified = verifier.verify(&Incoming {
             headers: req.headers(),
             body,
             url: url.as_deref(),
@@ -160,7 +170,14 @@ impl Receiver {
     }
 
     async fn process(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let Prepared { described, plan } = self.prepare(req)?;
+        // Secrets are re-read when too old, or (rate-limited) when no secret matched a signature.
+        let Prepared { described, plan } = self
+            .verifier
+            .check(
+                |v| self.prepare_with(v, req),
+                ApiError::is_signature_mismatch,
+            )
+            .await?;
         let id = &described.event_id;
         let outcome = self
             .store
