@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::allowlist::SourceAllowlist;
 use crate::secret::Secrets;
 use crate::secrets::{DEFAULT_MAX_AGE_SECS, DEFAULT_REFRESH_INTERVAL_SECS, RefreshPolicy};
 use crate::verify::DEFAULT_TOLERANCE_SECS;
@@ -19,6 +20,9 @@ pub const WEBHOOK_SECRETS_ID: &str = "WEBHOOK_SECRETS_ID";
 pub const WEBHOOK_SECRETS_REFRESH_SECS: &str = "WEBHOOK_SECRETS_REFRESH_SECS";
 /// Greatest age in seconds of the cached [`WEBHOOK_SECRETS_ID`] value before it is re-read.
 pub const WEBHOOK_SECRETS_MAX_AGE_SECS: &str = "WEBHOOK_SECRETS_MAX_AGE_SECS";
+/// Networks a receiver accepts requests from (CIDR blocks or addresses, comma-separated);
+/// unset or empty: any source.
+pub const ALLOWED_SOURCE_CIDRS: &str = "ALLOWED_SOURCE_CIDRS";
 /// Signature timestamp tolerance in seconds, past and future.
 pub const SIGNATURE_TOLERANCE_SECS: &str = "SIGNATURE_TOLERANCE_SECS";
 /// Largest accepted body, bytes.
@@ -210,6 +214,8 @@ pub struct ReceiverConfig {
     pub store: StoreConfig,
     /// [`FOLLOWUP_QUEUE_URL`].
     pub queue_url: String,
+    /// [`ALLOWED_SOURCE_CIDRS`]; `None`: any source.
+    pub allowed_sources: Option<SourceAllowlist>,
 }
 
 impl ReceiverConfig {
@@ -228,6 +234,13 @@ impl ReceiverConfig {
             max_body_bytes: number(src, MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, |b| *b > 0)?,
             store: StoreConfig::from_source(src)?,
             queue_url: required(src, FOLLOWUP_QUEUE_URL)?,
+            allowed_sources: match src.get(ALLOWED_SOURCE_CIDRS) {
+                None => None,
+                Some(list) => SourceAllowlist::parse(&list).map_err(|e| ConfigError::Invalid {
+                    var: ALLOWED_SOURCE_CIDRS,
+                    reason: e.to_string(),
+                })?,
+            },
         })
     }
 }
@@ -359,6 +372,37 @@ mod tests {
         assert_eq!(c.tolerance_secs, 300);
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(c.store.retention_days, 30);
+        assert_eq!(c.allowed_sources, None);
+    }
+
+    #[test]
+    fn allowed_source_cidrs_are_parsed_at_start_up() {
+        let mut s = src(BASE);
+        s.insert(
+            ALLOWED_SOURCE_CIDRS.into(),
+            "192.0.2.0/24, 2001:db8::/32".into(),
+        );
+        let c = ReceiverConfig::from_source(&s).expect("valid");
+        let allow = c.allowed_sources.expect("an allowlist");
+        assert!(allow.allows_source(Some("192.0.2.9")));
+        assert!(allow.allows_source(Some("2001:db8::9")));
+        assert!(!allow.allows_source(Some("198.51.100.1")));
+        s.insert(
+            ALLOWED_SOURCE_CIDRS.into(),
+            "192.0.2.0/24,192.0.2.300".into(),
+        );
+        let err = ReceiverConfig::from_source(&s).expect_err("bad entry");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: ALLOWED_SOURCE_CIDRS,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("192.0.2.300"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! typed parsing, only possible from a [`verify::Verified`] body → one DynamoDB transaction
 //! ([`store`]) → a batch send of follow-ups ([`queue`]) → a JSON answer ([`http`]).
 
+pub mod allowlist;
 pub mod clock;
 pub mod config;
 pub mod http;

@@ -1,16 +1,19 @@
 //! The receiver pipeline shared by every webhook function: guards → verify → describe → one
 //! transaction → one batch send → JSON answer.
 //!
-//! Invariants kept here: a 2xx is answered only after [`EventStore::record`] returned (the event
+//! Invariants kept here: a request from outside `ALLOWED_SOURCE_CIDRS` is refused before any
+//! other work (403); a 2xx is answered only after [`EventStore::record`] returned (the event
 //! is durable, invariant 1); a request that fails verification touches neither DynamoDB nor SQS
 //! (invariant 4); a failed SQS send after the commit still answers 200, because the outbox stays
 //! PENDING and the reconciler re-enqueues it (invariant 3). Each function supplies only a
 //! [`ReceiverSpec`]: its scheme and its pure [`Describe`] mapping.
 
 use aws_config::SdkConfig;
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
+use crate::allowlist::SourceAllowlist;
 use crate::clock;
 use crate::config::ReceiverConfig;
 use crate::http::{ApiError, ContentKind, guard, json_response};
@@ -61,6 +64,7 @@ pub struct Receiver {
     max_body_bytes: usize,
     store: EventStore,
     queue: FollowupQueue,
+    allowed_sources: Option<SourceAllowlist>,
 }
 
 impl Receiver {
@@ -87,13 +91,10 @@ impl Receiver {
             clock,
         );
         let queue = FollowupQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
-        Ok(Self::from_parts(
-            spec,
-            verifier,
-            config.max_body_bytes,
-            store,
-            queue,
-        ))
+        Ok(
+            Self::from_parts(spec, verifier, config.max_body_bytes, store, queue)
+                .with_allowed_sources(config.allowed_sources.clone()),
+        )
     }
 
     /// Assembles a receiver from ready parts (tests inject clients and clocks here). A plain
@@ -111,6 +112,30 @@ impl Receiver {
             max_body_bytes,
             store,
             queue,
+            allowed_sources: None,
+        }
+    }
+
+    /// Accepts requests only from `allowed` (`ALLOWED_SOURCE_CIDRS`); `None`: from anywhere.
+    #[must_use]
+    pub fn with_allowed_sources(mut self, allowed: Option<SourceAllowlist>) -> Self {
+        self.allowed_sources = allowed;
+        self
+    }
+
+    /// 403 unless the API Gateway source address is in the allowlist (when there is one).
+    fn check_source(&self, req: &Request) -> Result<(), ApiError> {
+        let Some(allowed) = &self.allowed_sources else {
+            return Ok(());
+        };
+        let source_ip = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.as_deref(),
+            _ => None,
+        };
+        if allowed.allows_source(source_ip) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(source_ip.map(str::to_owned)))
         }
     }
 
@@ -125,6 +150,7 @@ impl Receiver {
     /// Everything before the network: guards, verification, parsing, mapping, and the DynamoDB
     /// request built. Separate so that its cost can be measured on its own (benches/receiver.rs).
     pub fn prepare(&self, req: &Request) -> Result<Prepared, ApiError> {
+        self.check_source(req)?;
         self.prepare_with(&self.verifier.current(), req)
     }
 
@@ -170,6 +196,7 @@ impl Receiver {
     }
 
     async fn process(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        self.check_source(req)?; // before any other work, secrets refresh included
         // Secrets are re-read when too old, or (rate-limited) when no secret matched a signature.
         let Prepared { described, plan } = self
             .verifier
