@@ -8,6 +8,7 @@ pub mod allowlist;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod queue;
 pub mod receiver;

@@ -17,6 +17,7 @@ use crate::allowlist::SourceAllowlist;
 use crate::clock;
 use crate::config::ReceiverConfig;
 use crate::http::{ApiError, ContentKind, guard, json_response};
+use crate::metrics::{self, Metric, Metrics};
 use crate::queue::FollowupQueue;
 use crate::secrets::{RefreshingVerifier, SecretsError};
 use crate::store::{Effects, EventStore, NewEvent, Outcome, RecordPlan};
@@ -65,7 +66,13 @@ pub struct Receiver {
     store: EventStore,
     queue: FollowupQueue,
     allowed_sources: Option<SourceAllowlist>,
+    metrics: Metrics,
 }
+
+/// What one request's metric line reports besides `received` and the duration: the outcome's
+/// metric name (`accepted`, ..., `rejected_401`, `unavailable`) and whether SQS refused the
+/// follow-ups.
+type Reception = (&'static str, bool);
 
 impl Receiver {
     /// Builds the receiver from configuration and the AWS SDK configuration. With
@@ -113,7 +120,15 @@ impl Receiver {
             store,
             queue,
             allowed_sources: None,
+            metrics: Metrics::stdout(),
         }
+    }
+
+    /// Writes metric lines to `metrics` instead of stdout (tests).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Accepts requests only from `allowed` (`ALLOWED_SOURCE_CIDRS`); `None`: from anywhere.
@@ -139,12 +154,34 @@ impl Receiver {
         }
     }
 
-    /// Handles one API Gateway request. Never fails: every error becomes its HTTP answer.
+    /// Handles one API Gateway request. Never fails: every error becomes its HTTP answer. Emits
+    /// the request's one metric line (see [`crate::metrics`]).
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        match self.process(&req).await {
-            Ok(resp) => resp,
-            Err(err) => err.into_response(),
+        let started = std::time::Instant::now();
+        let (resp, (outcome, enqueue_failed)) = match self.process(&req).await {
+            Ok(done) => done,
+            Err(err) => {
+                let outcome = metrics::rejection(err.status());
+                (err.into_response(), (outcome, false))
+            }
+        };
+        let mut line = vec![
+            Metric::count(metrics::RECEIVED, 1),
+            Metric::count(outcome, 1),
+        ];
+        if outcome.starts_with(metrics::REJECTED) {
+            line.push(Metric::count(metrics::REJECTED, 1));
         }
+        if enqueue_failed {
+            line.push(Metric::count(metrics::ENQUEUE_FAILED, 1));
+        }
+        line.push(Metric::duration(
+            metrics::HANDLER_DURATION_MS,
+            started.elapsed(),
+        ));
+        self.metrics
+            .emit(self.spec.function, self.spec.source, &line);
+        resp
     }
 
     /// Everything before the network: guards, verification, parsing, mapping, and the DynamoDB
@@ -195,7 +232,7 @@ impl Receiver {
         }
     }
 
-    async fn process(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+    async fn process(&self, req: &Request) -> Result<(Response<Body>, Reception), ApiError> {
         self.check_source(req)?; // before any other work, secrets refresh included
         // Secrets are re-read when too old, or (rate-limited) when no secret matched a signature.
         let Prepared { described, plan } = self
@@ -211,11 +248,13 @@ impl Receiver {
             .commit(&self.event(&described, req.body().as_ref()), plan)
             .await
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let mut enqueue_failed = false;
         if let Outcome::Accepted(followups) = &outcome
             && !followups.is_empty()
             && let Err(err) = self.queue.send(followups).await
         {
             // The event is durable and its outbox PENDING: the reconciler will enqueue it.
+            enqueue_failed = true;
             tracing::warn!(
                 metric = "followup_enqueue_failed",
                 event_id = %id,
@@ -230,9 +269,12 @@ impl Receiver {
             outcome = outcome.status(),
             "webhook received"
         );
-        Ok(json_response(
-            http::StatusCode::OK,
-            &json!({"status": outcome.status(), "event_id": id}),
+        Ok((
+            json_response(
+                http::StatusCode::OK,
+                &json!({"status": outcome.status(), "event_id": id}),
+            ),
+            (outcome.status(), enqueue_failed),
         ))
     }
 }
