@@ -306,3 +306,51 @@ async fn receiver_new_reads_the_secret_named_by_the_configuration() {
         .await;
     assert_eq!(forged.status(), 401);
 }
+
+#[tokio::test]
+async fn no_secret_value_reaches_a_log_line_on_any_refresh_path() {
+    let logs = hookline::metrics::Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let f = Fixture::new(ONE).await;
+    f.put(&format!("{TWO}\n{ONE}")).await;
+    f.clock.advance_secs(60);
+    assert_eq!(f.post(TWO, "evt_logs_1").await, 200, "replaced");
+    f.put(r#"["whsec_malformed-value", 7]"#).await;
+    f.clock.advance_secs(POLICY.max_age_secs);
+    assert_eq!(
+        f.post(TWO, "evt_logs_2").await,
+        200,
+        "malformed value kept the cache"
+    );
+    f.outage.0.store(true, Ordering::SeqCst);
+    f.clock.advance_secs(POLICY.max_age_secs);
+    assert_eq!(
+        f.post(TWO, "evt_logs_3").await,
+        200,
+        "outage kept the cache"
+    );
+
+    let text: String = logs.lines().iter().map(|l| format!("{l}\n")).collect();
+    assert!(
+        text.contains("webhook secrets re-read and replaced"),
+        "{text}"
+    );
+    assert!(text.contains("keeping the cached ones"), "{text}");
+    assert!(text.contains(&f.secret_id), "logs name the secret's id");
+    for needle in [
+        ONE,
+        TWO,
+        "first-signing",
+        "second-signing",
+        "malformed-value",
+    ] {
+        assert!(!text.contains(needle), "{needle} in the logs:\n{text}");
+    }
+}
