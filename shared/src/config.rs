@@ -7,11 +7,22 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::allowlist::SourceAllowlist;
 use crate::secret::Secrets;
+use crate::secrets::{DEFAULT_MAX_AGE_SECS, DEFAULT_REFRESH_INTERVAL_SECS, RefreshPolicy};
 use crate::verify::DEFAULT_TOLERANCE_SECS;
 
-/// Comma-separated signing secrets (rotation: old and new at once).
+/// Comma-separated signing secrets (rotation: old and new at once), for local use.
 pub const WEBHOOK_SECRETS: &str = "WEBHOOK_SECRETS";
+/// Id or ARN of a Secrets Manager secret holding the signing secrets (AWS).
+pub const WEBHOOK_SECRETS_ID: &str = "WEBHOOK_SECRETS_ID";
+/// Least seconds between two re-reads of [`WEBHOOK_SECRETS_ID`].
+pub const WEBHOOK_SECRETS_REFRESH_SECS: &str = "WEBHOOK_SECRETS_REFRESH_SECS";
+/// Greatest age in seconds of the cached [`WEBHOOK_SECRETS_ID`] value before it is re-read.
+pub const WEBHOOK_SECRETS_MAX_AGE_SECS: &str = "WEBHOOK_SECRETS_MAX_AGE_SECS";
+/// Networks a receiver accepts requests from (CIDR blocks or addresses, comma-separated);
+/// unset or empty: any source.
+pub const ALLOWED_SOURCE_CIDRS: &str = "ALLOWED_SOURCE_CIDRS";
 /// Signature timestamp tolerance in seconds, past and future.
 pub const SIGNATURE_TOLERANCE_SECS: &str = "SIGNATURE_TOLERANCE_SECS";
 /// Largest accepted body, bytes.
@@ -159,11 +170,69 @@ impl StoreConfig {
     }
 }
 
+/// Where a receiver's signing secrets come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsConfig {
+    /// [`WEBHOOK_SECRETS`]: fixed for the life of the process (local use).
+    Fixed(Secrets),
+    /// [`WEBHOOK_SECRETS_ID`]: read from Secrets Manager and re-read per the policy.
+    SecretsManager {
+        /// The secret's name or ARN.
+        secret_id: String,
+        /// [`WEBHOOK_SECRETS_REFRESH_SECS`] and [`WEBHOOK_SECRETS_MAX_AGE_SECS`].
+        policy: RefreshPolicy,
+    },
+}
+
+impl SecretsConfig {
+    /// Reads exactly one of [`WEBHOOK_SECRETS_ID`] and [`WEBHOOK_SECRETS`].
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        match (src.get(WEBHOOK_SECRETS_ID), src.get(WEBHOOK_SECRETS)) {
+            (Some(_), Some(_)) => Err(ConfigError::Invalid {
+                var: WEBHOOK_SECRETS_ID,
+                reason: format!("set {WEBHOOK_SECRETS_ID} or {WEBHOOK_SECRETS}, not both"),
+            }),
+            (None, None) => Err(ConfigError::Missing(
+                "WEBHOOK_SECRETS_ID (or WEBHOOK_SECRETS for local use)",
+            )),
+            (Some(id), None) => {
+                let min_interval_secs = number(
+                    src,
+                    WEBHOOK_SECRETS_REFRESH_SECS,
+                    DEFAULT_REFRESH_INTERVAL_SECS,
+                    |s| *s > 0,
+                )?;
+                let max_age_secs = number(
+                    src,
+                    WEBHOOK_SECRETS_MAX_AGE_SECS,
+                    DEFAULT_MAX_AGE_SECS,
+                    |s| *s > 0,
+                )?;
+                Ok(Self::SecretsManager {
+                    secret_id: id.trim().to_owned(),
+                    policy: RefreshPolicy {
+                        min_interval_secs,
+                        max_age_secs,
+                    },
+                })
+            }
+            (None, Some(list)) => {
+                Secrets::parse_list(&list)
+                    .map(Self::Fixed)
+                    .ok_or(ConfigError::Invalid {
+                        var: WEBHOOK_SECRETS,
+                        reason: "no non-empty secret in the comma-separated list".into(),
+                    })
+            }
+        }
+    }
+}
+
 /// Configuration of a webhook receiver function.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
-    /// [`WEBHOOK_SECRETS`].
-    pub secrets: Secrets,
+    /// [`WEBHOOK_SECRETS_ID`] or [`WEBHOOK_SECRETS`].
+    pub secrets: SecretsConfig,
     /// [`SIGNATURE_TOLERANCE_SECS`], default 300.
     pub tolerance_secs: i64,
     /// [`MAX_BODY_BYTES`], default 256 KiB.
@@ -172,6 +241,8 @@ pub struct ReceiverConfig {
     pub store: StoreConfig,
     /// [`FOLLOWUP_QUEUE_URL`].
     pub queue_url: String,
+    /// [`ALLOWED_SOURCE_CIDRS`]; `None`: any source.
+    pub allowed_sources: Option<SourceAllowlist>,
 }
 
 impl ReceiverConfig {
@@ -182,19 +253,21 @@ impl ReceiverConfig {
 
     /// Reads from any source.
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        let secrets =
-            Secrets::parse_list(&required(src, WEBHOOK_SECRETS)?).ok_or(ConfigError::Invalid {
-                var: WEBHOOK_SECRETS,
-                reason: "no non-empty secret in the comma-separated list".into(),
-            })?;
         Ok(Self {
-            secrets,
+            secrets: SecretsConfig::from_source(src)?,
             tolerance_secs: number(src, SIGNATURE_TOLERANCE_SECS, DEFAULT_TOLERANCE_SECS, |t| {
                 *t > 0
             })?,
             max_body_bytes: number(src, MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, |b| *b > 0)?,
             store: StoreConfig::from_source(src)?,
             queue_url: required(src, FOLLOWUP_QUEUE_URL)?,
+            allowed_sources: match src.get(ALLOWED_SOURCE_CIDRS) {
+                None => None,
+                Some(list) => SourceAllowlist::parse(&list).map_err(|e| ConfigError::Invalid {
+                    var: ALLOWED_SOURCE_CIDRS,
+                    reason: e.to_string(),
+                })?,
+            },
         })
     }
 }
@@ -364,16 +437,50 @@ mod tests {
     #[test]
     fn receiver_defaults_apply() {
         let c = ReceiverConfig::from_source(&src(BASE)).expect("valid");
-        assert_eq!(c.secrets.iter().count(), 2);
+        let SecretsConfig::Fixed(secrets) = &c.secrets else {
+            panic!("fixed secrets")
+        };
+        assert_eq!(secrets.iter().count(), 2);
         assert_eq!(c.tolerance_secs, 300);
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(c.store.retention_days, 30);
+        assert_eq!(c.allowed_sources, None);
+    }
+
+    #[test]
+    fn allowed_source_cidrs_are_parsed_at_start_up() {
+        let mut s = src(BASE);
+        s.insert(
+            ALLOWED_SOURCE_CIDRS.into(),
+            "192.0.2.0/24, 2001:db8::/32".into(),
+        );
+        let c = ReceiverConfig::from_source(&s).expect("valid");
+        let allow = c.allowed_sources.expect("an allowlist");
+        assert!(allow.allows_source(Some("192.0.2.9")));
+        assert!(allow.allows_source(Some("2001:db8::9")));
+        assert!(!allow.allows_source(Some("198.51.100.1")));
+        s.insert(
+            ALLOWED_SOURCE_CIDRS.into(),
+            "192.0.2.0/24,192.0.2.300".into(),
+        );
+        let err = ReceiverConfig::from_source(&s).expect_err("bad entry");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: ALLOWED_SOURCE_CIDRS,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("192.0.2.300"), "{err}");
     }
 
     #[test]
     fn missing_and_invalid_variables_are_named() {
         let err = ReceiverConfig::from_source(&src(&BASE[1..])).expect_err("no secrets");
-        assert_eq!(err, ConfigError::Missing(WEBHOOK_SECRETS));
+        assert!(err.to_string().contains(WEBHOOK_SECRETS_ID), "{err}");
         let mut s = src(BASE);
         s.insert(MAX_BODY_BYTES.into(), "lots".into());
         let err = ReceiverConfig::from_source(&s).expect_err("bad number");
@@ -409,6 +516,40 @@ mod tests {
         }
         m.extend(src(extra));
         m
+    }
+
+    #[test]
+    fn secrets_manager_id_with_its_refresh_policy() {
+        let mut s = src(&BASE[1..]);
+        s.insert(WEBHOOK_SECRETS_ID.into(), "hookline/stripe".into());
+        let c = ReceiverConfig::from_source(&s).expect("valid");
+        assert_eq!(
+            c.secrets,
+            SecretsConfig::SecretsManager {
+                secret_id: "hookline/stripe".into(),
+                policy: RefreshPolicy::default(),
+            }
+        );
+        s.insert(WEBHOOK_SECRETS_REFRESH_SECS.into(), "30".into());
+        s.insert(WEBHOOK_SECRETS_MAX_AGE_SECS.into(), "120".into());
+        let c = ReceiverConfig::from_source(&s).expect("valid");
+        assert_eq!(
+            c.secrets,
+            SecretsConfig::SecretsManager {
+                secret_id: "hookline/stripe".into(),
+                policy: RefreshPolicy {
+                    min_interval_secs: 30,
+                    max_age_secs: 120
+                },
+            }
+        );
+        s.insert(WEBHOOK_SECRETS_MAX_AGE_SECS.into(), "-1".into());
+        let err = ReceiverConfig::from_source(&s).expect_err("negative");
+        assert!(err.to_string().contains(WEBHOOK_SECRETS_MAX_AGE_SECS));
+        s.remove(WEBHOOK_SECRETS_MAX_AGE_SECS);
+        s.insert(WEBHOOK_SECRETS.into(), "whsec_x".into());
+        let err = ReceiverConfig::from_source(&s).expect_err("both");
+        assert!(err.to_string().contains("not both"), "{err}");
     }
 
     #[test]

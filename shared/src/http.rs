@@ -44,6 +44,9 @@ pub enum ApiError {
         /// The configured limit.
         limit: usize,
     },
+    /// The source address is outside `ALLOWED_SOURCE_CIDRS` (or unknown); carries it for the log.
+    #[error("source address not allowed")]
+    Forbidden(Option<String>),
     /// Wrong or missing `Content-Type`.
     #[error("content type must be {expected}")]
     UnsupportedMediaType {
@@ -71,10 +74,17 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidPayload(_) | Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
+    }
+
+    /// A well-formed signature that matched no configured secret: the one failure after which
+    /// re-reading the secrets (a rotation) can help.
+    pub fn is_signature_mismatch(&self) -> bool {
+        matches!(self, Self::Unauthorized(VerifyError::SignatureMismatch))
     }
 
     /// The machine-readable error code of the JSON body.
@@ -83,6 +93,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::Forbidden(_) => "forbidden",
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidPayload(_) => "invalid_payload",
             Self::InvalidEvent(_) => "invalid_event",
@@ -107,6 +118,10 @@ impl ApiError {
             Self::Unauthorized(reason) => {
                 tracing::warn!(reason = %reason, "rejected: verification failed")
             }
+            Self::Forbidden(source_ip) => tracing::warn!(
+                source_ip = source_ip.as_deref().unwrap_or("unknown"),
+                "rejected: source address not allowed"
+            ),
             other => tracing::info!(status = other.status().as_u16(), error = %other, "rejected"),
         }
         let mut resp = json_response(
@@ -219,6 +234,15 @@ mod tests {
             panic!("text body")
         };
         assert!(!t.contains("10.0.0.1"));
+
+        let r = ApiError::Forbidden(Some("203.0.113.9".into())).into_response();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let Body::Text(t) = r.body() else {
+            panic!("text body")
+        };
+        let v: serde_json::Value = serde_json::from_str(t).expect("json");
+        assert_eq!(v["error"], "forbidden");
+        assert_eq!(v["message"], "source address not allowed");
 
         let r = ApiError::MethodNotAllowed.into_response();
         assert_eq!(r.headers()[ALLOW], "POST");

@@ -2,6 +2,7 @@
 //! transaction → one batch send → JSON answer, inside a time budget.
 //!
 //! Invariants kept here:
+//! - a request from outside `ALLOWED_SOURCE_CIDRS` is refused before any other work (403);
 //! - a 2xx is answered only after the event is durable (invariant 1);
 //! - a request that fails verification touches neither DynamoDB nor SQS (invariant 4);
 //! - a verified body is never lost because our model did not fit it: it is recorded as
@@ -21,16 +22,20 @@
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::allowlist::SourceAllowlist;
 use crate::clock::{self, SharedClock};
 use crate::config::ReceiverConfig;
 use crate::http::{ApiError, ContentKind, guard, json_response};
+use crate::metrics::{self, Metric, Metrics};
 use crate::queue::FollowupQueue;
+use crate::secrets::{RefreshingVerifier, SecretsError};
 use crate::store::{Committed, Effects, EventStore, NewEvent, Outcome, RecordPlan, StoreError};
-use crate::verify::{Incoming, ParseError, Scheme, Verified, Verifier, VerifyError};
+use crate::verify::{Incoming, ParseError, Scheme, Verified, Verifier};
 
 /// What a function's handler learns from one verified delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,12 +82,19 @@ pub struct ReceiverSpec {
 #[derive(Debug, Clone)]
 pub struct Receiver {
     spec: ReceiverSpec,
-    verifier: Verifier,
+    verifier: RefreshingVerifier,
     max_body_bytes: usize,
     store: EventStore,
     queue: FollowupQueue,
     clock: SharedClock,
+    allowed_sources: Option<SourceAllowlist>,
+    metrics: Metrics,
 }
+
+/// What one request's metric line reports besides `received` and the duration: the outcome's
+/// metric name (`accepted`, ..., `rejected_401`, `unavailable`) and whether SQS refused the
+/// follow-ups.
+type Reception = (&'static str, bool);
 
 /// A request ready to commit: what it means and the DynamoDB writes that record it.
 #[derive(Debug)]
@@ -109,62 +121,122 @@ pub enum Step {
 }
 
 impl Receiver {
-    /// Builds the receiver from configuration and the AWS SDK configuration.
-    pub fn new(
+    /// Builds the receiver from configuration and the AWS SDK configuration. With
+    /// `WEBHOOK_SECRETS_ID` this reads the secrets from Secrets Manager, and fails when it cannot.
+    pub async fn new(
         spec: ReceiverSpec,
         config: &ReceiverConfig,
         sdk: &SdkConfig,
-    ) -> Result<Self, VerifyError> {
+    ) -> Result<Self, SecretsError> {
         let clock = clock::system();
-        let verifier = Verifier::new(
+        let verifier = RefreshingVerifier::from_config(
             spec.scheme.clone(),
-            config.secrets.clone(),
+            &config.secrets,
             config.tolerance_secs,
-        )?
-        .with_clock(clock.clone());
+            sdk,
+            clock.clone(),
+        )
+        .await?;
         let store = config
             .store
             .store(aws_sdk_dynamodb::Client::new(sdk), clock.clone());
         let queue = FollowupQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
-        Ok(Self::from_parts(
-            spec,
-            verifier,
-            config.max_body_bytes,
-            store,
-            queue,
-        ))
+        Ok(
+            Self::from_parts(spec, verifier, config.max_body_bytes, store, queue)
+                .with_allowed_sources(config.allowed_sources.clone()),
+        )
     }
 
-    /// Assembles a receiver from ready parts (tests inject clients and clocks here).
+    /// Assembles a receiver from ready parts (tests inject clients and clocks here). A plain
+    /// [`Verifier`] has fixed secrets; a [`RefreshingVerifier`] re-reads them.
     pub fn from_parts(
         spec: ReceiverSpec,
-        verifier: Verifier,
+        verifier: impl Into<RefreshingVerifier>,
         max_body_bytes: usize,
         store: EventStore,
         queue: FollowupQueue,
     ) -> Self {
         Self {
             spec,
-            verifier,
+            verifier: verifier.into(),
             max_body_bytes,
             store,
             queue,
             clock: clock::system(),
+            allowed_sources: None,
+            metrics: Metrics::stdout(),
         }
     }
 
-    /// Handles one API Gateway request. Never fails: every error becomes its HTTP answer.
+    /// Writes metric lines to `metrics` instead of stdout (tests).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Accepts requests only from `allowed` (`ALLOWED_SOURCE_CIDRS`); `None`: from anywhere.
+    #[must_use]
+    pub fn with_allowed_sources(mut self, allowed: Option<SourceAllowlist>) -> Self {
+        self.allowed_sources = allowed;
+        self
+    }
+
+    /// 403 unless the API Gateway source address is in the allowlist (when there is one).
+    fn check_source(&self, req: &Request) -> Result<(), ApiError> {
+        let Some(allowed) = &self.allowed_sources else {
+            return Ok(());
+        };
+        let source_ip = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.as_deref(),
+            _ => None,
+        };
+        if allowed.allows_source(source_ip) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(source_ip.map(str::to_owned)))
+        }
+    }
+
+    /// Handles one API Gateway request. Never fails: every error becomes its HTTP answer. Emits
+    /// the request's one metric line (see [`crate::metrics`]).
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let started = Instant::now();
-        match self.process(&req, started).await {
-            Ok(resp) => resp,
-            Err(err) => err.into_response(),
+        let (resp, (outcome, enqueue_failed)) = match self.process(&req, started).await {
+            Ok(done) => done,
+            Err(err) => {
+                let outcome = metrics::rejection(err.status());
+                (err.into_response(), (outcome, false))
+            }
+        };
+        let mut line = vec![
+            Metric::count(metrics::RECEIVED, 1),
+            Metric::count(outcome, 1),
+        ];
+        if outcome.starts_with(metrics::REJECTED) {
+            line.push(Metric::count(metrics::REJECTED, 1));
         }
+        if enqueue_failed {
+            line.push(Metric::count(metrics::ENQUEUE_FAILED, 1));
+        }
+        line.push(Metric::duration(
+            metrics::HANDLER_DURATION_MS,
+            started.elapsed(),
+        ));
+        self.metrics
+            .emit(self.spec.function, self.spec.source, &line);
+        resp
     }
 
     /// Everything before the network: guards, verification, parsing, mapping, and the DynamoDB
     /// request built. Separate so that its cost can be measured on its own (benches/receiver.rs).
     pub fn prepare(&self, req: &Request) -> Result<Step, ApiError> {
+        self.check_source(req)?;
+        self.prepare_with(&self.verifier.current(), req)
+    }
+
+    /// [`prepare`](Self::prepare) with a given verifier (the one current, or a refreshed one).
+    fn prepare_with(&self, verifier: &Verifier, req: &Request) -> Result<Step, ApiError> {
         let body: &[u8] = req.body().as_ref();
         guard(
             req.method(),
@@ -174,7 +246,7 @@ impl Receiver {
             self.spec.content,
         )?;
         let url = (self.spec.scheme == Scheme::Twilio).then(|| full_url(req));
-        let verified = self.verifier.verify(&Incoming {
+        let verified = verifier.verify(&Incoming {
             headers: req.headers(),
             body,
             url: url.as_deref(),
@@ -230,9 +302,21 @@ impl Receiver {
             .saturating_sub(ANSWER_MARGIN)
     }
 
-    async fn process(&self, req: &Request, started: Instant) -> Result<Response<Body>, ApiError> {
+    async fn process(
+        &self,
+        req: &Request,
+        started: Instant,
+    ) -> Result<(Response<Body>, Reception), ApiError> {
         let body: &[u8] = req.body().as_ref();
-        let step = self.prepare(req)?;
+        self.check_source(req)?; // before any other work, secrets refresh included
+        // Secrets are re-read when too old, or (rate-limited) when no secret matched a signature.
+        let step = self
+            .verifier
+            .check(
+                |v| self.prepare_with(v, req),
+                ApiError::is_signature_mismatch,
+            )
+            .await?;
         let budget = self.budget(req, started);
         let within = |what: &'static str| {
             move |_| StoreError::Transient {
@@ -295,12 +379,13 @@ impl Receiver {
                 (c, event_id, event_type)
             }
         };
-        self.enqueue(
-            &committed,
-            &event_id,
-            budget.saturating_sub(started.elapsed()),
-        )
-        .await;
+        let enqueue_failed = self
+            .enqueue(
+                &committed,
+                &event_id,
+                budget.saturating_sub(started.elapsed()),
+            )
+            .await;
         tracing::info!(
             function = self.spec.function,
             event_id = %event_id,
@@ -308,17 +393,20 @@ impl Receiver {
             outcome = committed.outcome.status(),
             "webhook received"
         );
-        Ok(json_response(
-            http::StatusCode::OK,
-            &json!({"status": committed.outcome.status(), "event_id": event_id}),
+        Ok((
+            json_response(
+                http::StatusCode::OK,
+                &json!({"status": committed.outcome.status(), "event_id": event_id}),
+            ),
+            (committed.outcome.status(), enqueue_failed),
         ))
     }
 
     /// Sends the follow-ups within what is left of the budget; whatever does not make it stays
     /// PENDING for the reconciler.
-    async fn enqueue(&self, committed: &Committed, event_id: &str, left: Duration) {
+    async fn enqueue(&self, committed: &Committed, event_id: &str, left: Duration) -> bool {
         if committed.enqueue.is_empty() {
-            return;
+            return false;
         }
         let failure = if left < MIN_SEND_BUDGET {
             Some("no time left in the request's budget".to_owned())
@@ -329,6 +417,7 @@ impl Receiver {
                 Err(_) => Some("the send did not finish within the request's budget".to_owned()),
             }
         };
+        let failed = failure.is_some();
         if let Some(error) = failure {
             tracing::warn!(
                 metric = "followup_enqueue_failed",
@@ -337,6 +426,7 @@ impl Receiver {
                 "follow-ups not enqueued; left pending for the reconciler"
             );
         }
+        failed
     }
 }
 

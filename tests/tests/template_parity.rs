@@ -226,3 +226,192 @@ async fn queues_in_template_match_the_local_queues() {
         Some(local_retention)
     );
 }
+
+/// The value under a `!Ref` tag, if `v` is one.
+fn ref_of(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(t) if t.tag == "!Ref" => t.value.as_str(),
+        _ => None,
+    }
+}
+
+/// Every mapping nested anywhere in `v`.
+fn mappings(v: &Value) -> Vec<&serde_yaml::Mapping> {
+    let mut out = Vec::new();
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Mapping(m) => {
+                out.push(m);
+                stack.extend(m.values());
+            }
+            Value::Sequence(s) => stack.extend(s),
+            Value::Tagged(t) => stack.push(&t.value),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The receivers in the template: functions with an HTTP API route.
+fn receivers(t: &Value) -> Vec<(String, Value)> {
+    resources_of(t, "AWS::Serverless::Function")
+        .into_iter()
+        .filter(|(_, p)| p["Events"]["Webhook"]["Type"].as_str() == Some("HttpApi"))
+        .collect()
+}
+
+#[test]
+fn each_receiver_reads_its_own_secret_and_only_it_does() {
+    let t = template();
+    let secrets: BTreeSet<String> = resources_of(&t, "AWS::SecretsManager::Secret")
+        .into_iter()
+        .map(|(name, props)| {
+            assert!(
+                props["SecretString"].is_null() && props["GenerateSecretString"].is_null(),
+                "{name}: no secret value in the template"
+            );
+            name
+        })
+        .collect();
+    let rx = receivers(&t);
+    assert_eq!(rx.len(), 2, "payment-events and user-events");
+    assert_eq!(secrets.len(), rx.len(), "one secret per receiver");
+    let mut used = BTreeSet::new();
+    for (name, props) in &rx {
+        let env = &props["Environment"]["Variables"];
+        assert!(env[hookline::config::WEBHOOK_SECRETS].is_null(), "{name}");
+        let secret = ref_of(&env[hookline::config::WEBHOOK_SECRETS_ID])
+            .unwrap_or_else(|| panic!("{name}: WEBHOOK_SECRETS_ID is a !Ref"))
+            .to_owned();
+        assert!(secrets.contains(&secret), "{name}: {secret} is a secret");
+        assert!(
+            used.insert(secret.clone()),
+            "{secret} shared by two receivers"
+        );
+        assert!(
+            ref_of(&env[hookline::config::ALLOWED_SOURCE_CIDRS]).is_some(),
+            "{name}: ALLOWED_SOURCE_CIDRS from a parameter"
+        );
+        for var in [
+            hookline::config::WEBHOOK_SECRETS_REFRESH_SECS,
+            hookline::config::WEBHOOK_SECRETS_MAX_AGE_SECS,
+        ] {
+            let v = env[var].as_str().unwrap_or_else(|| panic!("{name}: {var}"));
+            assert!(v.parse::<u32>().is_ok_and(|n| n > 0), "{name}: {var}");
+        }
+    }
+    // GetSecretValue: granted by each receiver on its own secret, by nothing else, on nothing else.
+    for (name, props) in resources_of(&t, "AWS::Serverless::Function") {
+        let own = ref_of(&props["Environment"]["Variables"][hookline::config::WEBHOOK_SECRETS_ID])
+            .map(str::to_owned);
+        let grants: Vec<Option<String>> = mappings(&props["Policies"])
+            .into_iter()
+            .filter(|m| {
+                let actions: Vec<&str> = match m.get("Action") {
+                    Some(Value::String(a)) => vec![a.as_str()],
+                    Some(Value::Sequence(s)) => s.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                actions.iter().any(|a| a.starts_with("secretsmanager:"))
+            })
+            .map(|m| m.get("Resource").and_then(ref_of).map(str::to_owned))
+            .collect();
+        match &own {
+            Some(secret) => assert_eq!(grants, [Some(secret.clone())], "{name}"),
+            None => assert!(grants.is_empty(), "{name} reads no secret"),
+        }
+    }
+    let no_echo = t["Parameters"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| !p["NoEcho"].is_null())
+        .count();
+    assert_eq!(no_echo, 0, "no secret parameters");
+}
+
+#[test]
+fn alarms_watch_metric_names_and_dimensions_the_code_emits() {
+    use hookline::metrics as m;
+    let t = template();
+    let known: BTreeSet<&str> = [
+        m::RECEIVED,
+        m::ACCEPTED,
+        m::DUPLICATE,
+        m::STALE,
+        m::IGNORED,
+        m::QUARANTINED,
+        m::REJECTED,
+        m::UNAVAILABLE,
+        m::ENQUEUE_FAILED,
+        m::HANDLER_DURATION_MS,
+        m::FOLLOWUPS_DONE,
+        m::FOLLOWUPS_RETRIED,
+        m::FOLLOWUPS_FAILED,
+        m::FOLLOWUPS_SKIPPED,
+        m::RECONCILER_REENQUEUED,
+        m::RECONCILER_BACKLOG_AGE_MS,
+    ]
+    .into_iter()
+    .chain(
+        [400, 401, 403, 405, 413, 415]
+            .map(|s| m::rejection(http::StatusCode::from_u16(s).unwrap())),
+    )
+    .collect();
+    let specs = [payment_events::spec(), user_events::spec()];
+    let mut watched = BTreeSet::new();
+    for (name, alarm) in resources_of(&t, "AWS::CloudWatch::Alarm") {
+        assert!(
+            ref_of(&alarm["AlarmActions"][0]) == Some("AlarmTopic"),
+            "{name} notifies the alarm topic"
+        );
+        for metric in mappings(&alarm) {
+            if metric.get("Namespace").and_then(Value::as_str) != Some(m::NAMESPACE) {
+                continue;
+            }
+            let metric_name = metric["MetricName"].as_str().unwrap();
+            assert!(known.contains(metric_name), "{name}: {metric_name}");
+            watched.insert(metric_name.to_owned());
+            let dims: Vec<(String, String)> = metric["Dimensions"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    (
+                        d["Name"].as_str().unwrap().to_owned(),
+                        d["Value"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            let names: Vec<&str> = dims.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["function", "source"], "{name}");
+            let (function, source) = (&dims[0].1, &dims[1].1);
+            let from_a_receiver = specs
+                .iter()
+                .any(|s| s.function == function && s.source == source);
+            assert!(
+                from_a_receiver || (function == "reconciler" && source == "all"),
+                "{name}: ({function}, {source}) is emitted by no function"
+            );
+        }
+    }
+    for needed in [
+        "rejected_401",
+        m::QUARANTINED,
+        m::ENQUEUE_FAILED,
+        m::RECONCILER_BACKLOG_AGE_MS,
+    ] {
+        assert!(watched.contains(needed), "an alarm on {needed}");
+    }
+}
+
+#[test]
+fn the_table_is_protected_from_deletion() {
+    let t = template();
+    let tables = resources_of(&t, "AWS::DynamoDB::Table");
+    assert_eq!(
+        tables[0].1["DeletionProtectionEnabled"].as_bool(),
+        Some(true)
+    );
+}

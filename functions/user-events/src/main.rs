@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     hookline::telemetry::init();
     let config = ReceiverConfig::from_env()?;
     let sdk = hookline::config::aws().await;
-    let receiver = Receiver::new(user_events::spec(), &config, &sdk)?;
+    let receiver = Receiver::new(user_events::spec(), &config, &sdk).await?;
     let receiver = &receiver;
     run(service_fn(move |req| async move {
         Ok::<_, std::convert::Infallible>(receiver.handle(req).await)

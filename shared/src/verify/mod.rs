@@ -285,6 +285,11 @@ impl Verifier {
         self
     }
 
+    /// The time now by this verifier's clock, seconds since the epoch.
+    pub fn now_secs(&self) -> i64 {
+        self.clock.now_secs()
+    }
+
     /// The scheme this verifier checks.
     pub fn scheme(&self) -> &Scheme {
         &self.scheme
