@@ -8,6 +8,7 @@
 //! copy of a follow-up in flight. Work per run is bounded (`RECONCILE_MAX_EVENTS` per shard),
 //! and a record this code cannot read is skipped and reported, never a reason to stop.
 
+use crate::metrics::{self, Metrics};
 use crate::queue::FollowupQueue;
 use crate::store::EventStore;
 
@@ -29,11 +30,23 @@ pub struct Report {
 #[error("reconcile failed: {0}")]
 pub struct ReconcileError(String);
 
-/// One reconciler run.
+/// One reconciler run; its figures go to stdout as a metric line.
 pub async fn run(
     store: &EventStore,
     queue: &FollowupQueue,
     max_per_shard: i32,
+) -> Result<Report, ReconcileError> {
+    run_with(store, queue, max_per_shard, &Metrics::stdout()).await
+}
+
+/// One reconciler run, its metric line to `metrics`: [`metrics::RECONCILER_REENQUEUED`] and
+/// [`metrics::RECONCILER_BACKLOG_AGE_MS`] (how long the oldest re-enqueued follow-up had been
+/// due; 0 when nothing was), under `source = all`.
+pub async fn run_with(
+    store: &EventStore,
+    queue: &FollowupQueue,
+    max_per_shard: i32,
+    metrics: &Metrics,
 ) -> Result<Report, ReconcileError> {
     let scan = store
         .reconcile_scan(max_per_shard)
@@ -49,6 +62,20 @@ pub async fn run(
         corrupt: scan.corrupt,
         oldest_due_ms: scan.oldest_due_ms,
     };
+    metrics.emit(
+        "reconciler",
+        "all",
+        &[
+            metrics::Metric::count(
+                metrics::RECONCILER_REENQUEUED,
+                u64::try_from(report.enqueued).unwrap_or(u64::MAX),
+            ),
+            metrics::Metric::duration(
+                metrics::RECONCILER_BACKLOG_AGE_MS,
+                std::time::Duration::from_millis(u64::try_from(report.oldest_due_ms).unwrap_or(0)),
+            ),
+        ],
+    );
     tracing::info!(
         items = report.items,
         enqueued = report.enqueued,

@@ -24,6 +24,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 use crate::clock::{self, SharedClock};
 use crate::config::{Target, WorkerConfig};
+use crate::metrics::{self, Metrics};
 use crate::queue::{self, FollowupQueue};
 use crate::store::lifecycle::{self, Timers, Verdict};
 use crate::store::{EventStore, Finish, FollowUp, Marked, SyncTarget};
@@ -79,7 +80,11 @@ pub struct Worker {
     targets: BTreeMap<String, Target>,
     timers: Timers,
     clock: SharedClock,
+    metrics: Metrics,
 }
+
+/// The function name on the worker's metric lines.
+const FUNCTION: &str = "followup-worker";
 
 impl Worker {
     /// Builds the worker from configuration.
@@ -121,7 +126,15 @@ impl Worker {
             targets,
             timers,
             clock,
+            metrics: Metrics::stdout(),
         })
+    }
+
+    /// Writes metric lines to `metrics` instead of stdout (tests).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn ms(d: Duration) -> i64 {
@@ -138,12 +151,8 @@ impl Worker {
         });
         let mut response = SqsBatchResponse::default();
         for (id, result) in futures_util::future::join_all(runs).await {
-            match result {
-                Ok(handled) => tracing::info!(message_id = %id, ?handled, "follow-up handled"),
-                Err(err) => {
-                    tracing::warn!(message_id = %id, error = %err, "follow-up will be retried");
-                    response.add_failure(id);
-                }
+            if result.is_err() {
+                response.add_failure(id);
             }
         }
         response
@@ -152,6 +161,7 @@ impl Worker {
     async fn handle_record(&self, record: &SqsMessage) -> Result<Handled, Retry> {
         let body = record.body.as_deref().unwrap_or_default();
         let result = self.handle_message(body).await;
+        self.report(record, body, &result);
         match &result {
             Err(Retry::Backoff { delay, .. }) => {
                 if let Some(handle) = record.receipt_handle.as_deref()
@@ -170,6 +180,44 @@ impl Worker {
             _ => {}
         }
         result
+    }
+
+    /// One log line (with the follow-up's source, event or entity, and action: never a payload)
+    /// and one metric line per message whose follow-up moved on.
+    fn report(&self, record: &SqsMessage, body: &str, result: &Result<Handled, Retry>) {
+        let message_id = record.message_id.as_deref().unwrap_or_default();
+        let (source, subject, action) = match queue::decode(body) {
+            Ok(FollowUp::Action {
+                source,
+                event_id,
+                action,
+            }) => (source, event_id, action),
+            Ok(FollowUp::Sync {
+                source,
+                entity_kind,
+                entity_id,
+                sync,
+            }) => (source, format!("{entity_kind}/{entity_id}"), sync),
+            Err(_) => ("unknown".to_owned(), String::new(), String::new()),
+        };
+        let metric = match result {
+            Ok(handled) => {
+                tracing::info!(message_id, source = %source, event_id = %subject, action = %action, ?handled, "follow-up handled");
+                match handled {
+                    Handled::Done | Handled::UpToDate => Some(metrics::FOLLOWUPS_DONE),
+                    Handled::Skipped => Some(metrics::FOLLOWUPS_SKIPPED),
+                    Handled::Failed => Some(metrics::FOLLOWUPS_FAILED),
+                    Handled::NotClaimed | Handled::Requeued | Handled::LeaseLost => None,
+                }
+            }
+            Err(err) => {
+                tracing::warn!(message_id, source = %source, event_id = %subject, action = %action, error = %err, "follow-up will be retried");
+                matches!(err, Retry::Backoff { .. }).then_some(metrics::FOLLOWUPS_RETRIED)
+            }
+        };
+        if let Some(name) = metric {
+            self.metrics.count(FUNCTION, &source, name, 1);
+        }
     }
 
     /// Handles one message body. `Ok(Handled::Failed)` means "move it to the DLQ".

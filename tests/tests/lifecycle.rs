@@ -796,3 +796,51 @@ async fn a_slow_sqs_does_not_hold_the_answer_and_the_reconciler_sends() {
     h.settle(7).await;
     assert_eq!(h.target.hits(), 1);
 }
+
+#[tokio::test]
+async fn the_worker_and_the_reconciler_emit_their_metric_lines() {
+    let h = Harness::new(vec![503, 401]).await;
+    let captured = hookline::metrics::Captured::default();
+    let metrics = hookline::metrics::Metrics::to_writer(captured.clone(), h.shared());
+    let worker = h
+        .stack
+        .worker(&h.target, Timers::default(), h.shared())
+        .with_metrics(metrics.clone());
+    let spec = payment_events::spec();
+    for n in 0..3 {
+        let mut v = sample("payment-events", "invoice.paid");
+        v["id"] = format!("evt_metrics_{n}").into();
+        v["data"]["object"]["id"] = format!("in_metrics_{n}").into();
+        assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
+    }
+    h.stack.feed(&worker, 1, 3).await.unwrap();
+    let report = hookline::reconcile::run_with(&h.store(), &h.stack.queue(), 100, &metrics)
+        .await
+        .unwrap();
+    assert_eq!(report.enqueued, 0);
+    let mut seen: BTreeMap<String, f64> = BTreeMap::new();
+    for line in captured.lines() {
+        assert!(line["_aws"]["CloudWatchMetrics"].is_array(), "{line}");
+        for name in [
+            "followups_done",
+            "followups_retried",
+            "followups_failed",
+            "reconciler_reenqueued",
+        ] {
+            if let Some(v) = line[name].as_f64() {
+                *seen
+                    .entry(format!("{name}/{}", line["source"].as_str().unwrap()))
+                    .or_default() += v;
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        BTreeMap::from([
+            ("followups_done/stripe".to_owned(), 1.0),
+            ("followups_failed/stripe".to_owned(), 1.0),
+            ("followups_retried/stripe".to_owned(), 1.0),
+            ("reconciler_reenqueued/all".to_owned(), 0.0),
+        ])
+    );
+}

@@ -18,7 +18,7 @@
 //! | `subscription` | `sub_...` | `customer.subscription.*` | customer, status, price_id, current_period_end (s), cancel_at_period_end, canceled_at (s) |
 //! | `invoice` | `in_...` | `invoice.paid`, `invoice.payment_failed` | customer, payment_status (`paid`/`failed`), invoice_status, amount, currency, subscription, attempt_count |
 //! | `payment_intent` | `pi_...` | `payment_intent.*` | customer, payment_status (`succeeded`/`failed`), status, amount, currency, last_error |
-//! | `checkout_session` | `cs_...` | `checkout.session.completed` | customer, subscription, payment_intent, mode, payment_status, amount_total, currency, email |
+//! | `checkout_session` | `cs_...` | `checkout.session.completed`, `checkout.session.async_payment_succeeded`, `checkout.session.async_payment_failed` | customer, subscription, payment_intent, mode, payment_status, amount_total, currency, email |
 //!
 //! A checkout session is its own entity rather than a write to its subscription: it carries no
 //! subscription status, and sharing the subscription's ordering would make a
@@ -45,10 +45,10 @@
 //!
 //! | kind | when | payload |
 //! |---|---|---|
-//! | `provision_access` (event action) | `checkout.session.completed` paid (or needing no payment), not `setup` mode | customer, subscription, price_id (null), status (null), email, checkout_session |
+//! | `provision_access` (event action) | `checkout.session.completed` paid (or needing no payment), not `setup` mode; `checkout.session.async_payment_succeeded` (a delayed payment method cleared) | customer, subscription, price_id (null), status (null), email, checkout_session |
 //! | `access` (sync of the subscription) | every applied `customer.subscription.*` change | to the `provision_access` target while the subscription is `active`/`trialing` (customer, subscription, price_id, status, email null, checkout_session null), to the `revoke_access` target once it is not (customer, subscription, status, ended_at); sent only when it differs from what was last synced |
 //! | `receipt` | `invoice.paid` | invoice, number, customer, email, amount_paid, currency, hosted_invoice_url, subscription |
-//! | `notify_admin` | `invoice.payment_failed`, `payment_intent.payment_failed` | event_type, customer, the object's id, amount, currency, and the failure details |
+//! | `notify_admin` | `invoice.payment_failed`, `payment_intent.payment_failed`, `checkout.session.async_payment_failed` | event_type, customer, the object's id, amount, currency, and the failure details |
 //!
 //! Payloads carry only what the target needs, never the body. Targets get an
 //! `Idempotency-Key` per event action, and per subscription version for the access sync;
@@ -103,7 +103,10 @@ fn describe_json(body: &[u8]) -> Result<Described, ParseError> {
 pub fn describe_event(event: &Event) -> Described {
     let ts = event.created.saturating_mul(1000);
     let effects = match &event.payload {
-        Payload::CheckoutSessionCompleted(s) => checkout_completed(s, ts),
+        Payload::CheckoutSessionCompleted(s) | Payload::CheckoutSessionAsyncPaymentSucceeded(s) => {
+            checkout_completed(s, ts)
+        }
+        Payload::CheckoutSessionAsyncPaymentFailed(s) => checkout_failed(event, s, ts),
         Payload::SubscriptionCreated(s) => subscription(s, Stage::Created, ts),
         Payload::SubscriptionUpdated(s) => subscription(s, Stage::Updated, ts),
         Payload::SubscriptionDeleted(s) => subscription(s, Stage::Deleted, ts),
@@ -191,8 +194,28 @@ impl Provision<'_> {
     }
 }
 
-fn checkout_completed(s: &CheckoutSession, ts: i64) -> Effects {
-    let change = upsert(
+/// A delayed payment method (bank debit) failed after `checkout.session.completed` said
+/// `unpaid`: nothing is provisioned, the admin is told.
+fn checkout_failed(event: &Event, s: &CheckoutSession, ts: i64) -> Effects {
+    Effects {
+        change: checkout_change(s, ts),
+        actions: vec![Action::new(
+            NOTIFY_ADMIN,
+            json!({
+                "event_type": event.event_type,
+                "customer": s.customer,
+                "email": s.email(),
+                "checkout_session": s.id,
+                "amount_total": s.amount_total,
+                "currency": s.currency,
+            }),
+        )],
+        ignored: false,
+    }
+}
+
+fn checkout_change(s: &CheckoutSession, ts: i64) -> Option<StateChange> {
+    upsert(
         CHECKOUT_SESSION,
         &s.id,
         ts,
@@ -206,7 +229,13 @@ fn checkout_completed(s: &CheckoutSession, ts: i64) -> Effects {
             ("currency", json!(s.currency)),
             ("email", json!(s.email())),
         ]),
-    );
+    )
+}
+
+/// `checkout.session.completed`, or `async_payment_succeeded` once a delayed payment cleared:
+/// provisions when paid (or needing no payment), except in `setup` mode.
+fn checkout_completed(s: &CheckoutSession, ts: i64) -> Effects {
+    let change = checkout_change(s, ts);
     let mut actions = Vec::new();
     if s.is_fulfillable() && s.mode != "setup" {
         actions.push(
@@ -424,11 +453,17 @@ mod tests {
             "customer.created" => {
                 include_str!("../../../events/payment-events/customer.created.json")
             }
+            "checkout.session.async_payment_succeeded" => include_str!(
+                "../../../events/payment-events/checkout.session.async_payment_succeeded.json"
+            ),
+            "checkout.session.async_payment_failed" => include_str!(
+                "../../../events/payment-events/checkout.session.async_payment_failed.json"
+            ),
             other => panic!("no sample {other}"),
         }
     }
 
-    const SAMPLES: [&str; 9] = [
+    const SAMPLES: [&str; 11] = [
         "customer.created",
         "customer.subscription.created",
         "invoice.paid",
@@ -438,6 +473,8 @@ mod tests {
         "invoice.payment_failed",
         "payment_intent.payment_failed",
         "customer.subscription.deleted",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
     ];
 
     fn value(name: &str) -> Value {
@@ -477,7 +514,7 @@ mod tests {
             Option<(&'static str, &'static str, i64)>,
             &'static [&'static str],
         );
-        let table: [Row; 9] = [
+        let table: [Row; 11] = [
             (
                 "customer.created",
                 "evt_1RaHkL2eHookLine0Cust001",
@@ -544,6 +581,28 @@ mod tests {
                 1_753_189_201,
                 Some((SUBSCRIPTION, SUB, 900)),
                 &["sync:revoke_access"],
+            ),
+            (
+                "checkout.session.async_payment_succeeded",
+                "evt_1RpHkL2eHookLine0AsySc01",
+                1_753_189_211,
+                Some((
+                    CHECKOUT_SESSION,
+                    "cs_test_a1HookLine0Checkout0Session0000000000000000000002",
+                    0,
+                )),
+                &[PROVISION_ACCESS],
+            ),
+            (
+                "checkout.session.async_payment_failed",
+                "evt_1RpHkL2eHookLine0AsyFl01",
+                1_753_189_221,
+                Some((
+                    CHECKOUT_SESSION,
+                    "cs_test_a1HookLine0Checkout0Session0000000000000000000003",
+                    0,
+                )),
+                &[NOTIFY_ADMIN],
             ),
         ];
         for (name, id, created, entity, actions) in table {

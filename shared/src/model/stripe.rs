@@ -19,6 +19,10 @@ use serde_json::{Map, Value};
 
 /// `checkout.session.completed`
 pub const CHECKOUT_SESSION_COMPLETED: &str = "checkout.session.completed";
+/// `checkout.session.async_payment_succeeded`: a delayed payment method (bank debit) cleared.
+pub const CHECKOUT_SESSION_ASYNC_SUCCEEDED: &str = "checkout.session.async_payment_succeeded";
+/// `checkout.session.async_payment_failed`: a delayed payment method failed.
+pub const CHECKOUT_SESSION_ASYNC_FAILED: &str = "checkout.session.async_payment_failed";
 /// `customer.subscription.created`
 pub const SUBSCRIPTION_CREATED: &str = "customer.subscription.created";
 /// `customer.subscription.updated`
@@ -70,6 +74,10 @@ impl Event {
 pub enum Payload {
     /// `checkout.session.completed`.
     CheckoutSessionCompleted(Box<CheckoutSession>),
+    /// `checkout.session.async_payment_succeeded`.
+    CheckoutSessionAsyncPaymentSucceeded(Box<CheckoutSession>),
+    /// `checkout.session.async_payment_failed`.
+    CheckoutSessionAsyncPaymentFailed(Box<CheckoutSession>),
     /// `customer.subscription.created`.
     SubscriptionCreated(Box<Subscription>),
     /// `customer.subscription.updated`.
@@ -132,6 +140,12 @@ impl TryFrom<RawEvent> for Event {
         let t = raw.event_type.as_str();
         let payload = match t {
             CHECKOUT_SESSION_COMPLETED => Payload::CheckoutSessionCompleted(object(t, obj)?),
+            CHECKOUT_SESSION_ASYNC_SUCCEEDED => {
+                Payload::CheckoutSessionAsyncPaymentSucceeded(object(t, obj)?)
+            }
+            CHECKOUT_SESSION_ASYNC_FAILED => {
+                Payload::CheckoutSessionAsyncPaymentFailed(object(t, obj)?)
+            }
             SUBSCRIPTION_CREATED => Payload::SubscriptionCreated(object(t, obj)?),
             SUBSCRIPTION_UPDATED => Payload::SubscriptionUpdated(object(t, obj)?),
             SUBSCRIPTION_DELETED => Payload::SubscriptionDeleted(object(t, obj)?),
