@@ -186,65 +186,11 @@ fn lenient_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
     })
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into milliseconds since the epoch.
+/// Parses an RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`) into milliseconds
+/// since the epoch; anything else is `None`.
 pub fn rfc3339_millis(s: &str) -> Option<i64> {
-    fn num(s: &str) -> Option<i64> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    }
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (year, month, day) = (num(s.get(0..4)?)?, num(s.get(5..7)?)?, num(s.get(8..10)?)?);
-    let (hour, min, sec) = (
-        num(s.get(11..13)?)?,
-        num(s.get(14..16)?)?,
-        num(s.get(17..19)?)?,
-    );
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
-        return None;
-    }
-    let rest = s.get(19..)?;
-    let (frac, zone) = match rest.strip_prefix('.') {
-        Some(r) => {
-            let end = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-            (r.get(..end)?, r.get(end..)?)
-        }
-        None => ("", rest),
-    };
-    let millis = frac
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(3)
-        .try_fold(0i64, |acc, d| {
-            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-        })?;
-    let offset_secs = match zone {
-        "Z" | "z" => 0,
-        z if z.len() == 6
-            && (z.starts_with('+') || z.starts_with('-'))
-            && z.as_bytes()[3] == b':' =>
-        {
-            let secs = num(z.get(1..3)?)? * 3600 + num(z.get(4..6)?)? * 60;
-            if z.starts_with('-') { -secs } else { secs }
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_secs;
-    Some(secs * 1000 + millis)
+    let at = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 #[cfg(test)]
@@ -386,19 +332,11 @@ mod tests {
 
         #[test]
         fn rfc3339_round_trips_whole_seconds(secs in -62_135_596_800i64..253_402_300_799) {
-            let days = secs.div_euclid(86_400);
-            let rem = secs.rem_euclid(86_400);
-            // Civil date from days (Hinnant), to build the string.
-            let z = days + 719_468;
-            let era = z.div_euclid(146_097);
-            let doe = z - era * 146_097;
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            let mp = (5 * doy + 2) / 153;
-            let d = doy - (153 * mp + 2) / 5 + 1;
-            let m = if mp < 10 { mp + 3 } else { mp - 9 };
-            let y = yoe + era * 400 + i64::from(m <= 2);
-            let s = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60);
+            let at = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            let s = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                at.year(), u8::from(at.month()), at.day(), at.hour(), at.minute(), at.second()
+            );
             proptest::prop_assert_eq!(rfc3339_millis(&s), Some(secs * 1000));
         }
     }
