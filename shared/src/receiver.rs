@@ -160,9 +160,9 @@ impl Receiver {
             spec,
             verifier: verifier.into(),
             max_body_bytes,
+            clock: store.clock().clone(),
             store,
             queue,
-            clock: clock::system(),
             allowed_sources: None,
             metrics: Metrics::stdout(),
         }

@@ -844,3 +844,45 @@ async fn the_worker_and_the_reconciler_emit_their_metric_lines() {
         ])
     );
 }
+
+#[tokio::test]
+async fn the_invocation_deadline_bounds_the_budget_and_a_past_one_is_ignored() {
+    use lambda_http::RequestExt as _;
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let rx = h.receiver(spec.clone());
+    let signed = |id: &str| {
+        let mut v = sample("payment-events", "invoice.paid");
+        v["id"] = id.into();
+        hookline_tests::signed_request(
+            &spec.scheme,
+            &serde_json::to_vec(&v).unwrap(),
+            LOCAL_SECRET,
+            "d",
+            NOW,
+        )
+    };
+    // A deadline already past when the request arrives (a local runtime's): the sender's
+    // timeout bounds the request instead, and it is handled.
+    let mut past = lambda_http::Context::default();
+    past.deadline = 1;
+    let resp = rx
+        .handle(signed("evt_past").with_lambda_context(past))
+        .await;
+    assert_eq!(resp.status(), 200);
+    // A deadline too close to do anything: the commit is not attempted past it, the sender
+    // retries (503), and nothing was written.
+    let mut close = lambda_http::Context::default();
+    close.deadline = u64::try_from(h.clock.now_millis() + 100).unwrap();
+    let resp = rx
+        .handle(signed("evt_close").with_lambda_context(close))
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(
+        h.store()
+            .get_event("stripe", "evt_close")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

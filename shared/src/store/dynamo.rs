@@ -210,6 +210,11 @@ impl EventStore {
         &self.client
     }
 
+    /// The clock the store stamps records with.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// Records `event` with its `effects` and says what happened. One call for a new, duplicate
     /// or ignored event; a stale event costs a second (it is recorded as `stale`, with its event
     /// actions and without a state change).
