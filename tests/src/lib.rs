@@ -198,32 +198,18 @@ impl Stack {
 
     /// Receives (and deletes) every message visible on `queue_url` now.
     pub async fn drain(&self, queue_url: &str) -> anyhow::Result<Vec<aws_sdk_sqs::types::Message>> {
-        let mut all = Vec::new();
-        loop {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .send()
-                .await?;
-            let msgs = out.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                return Ok(all);
+        let all = self.receive(queue_url).await?;
+        for m in &all {
+            if let Some(handle) = m.receipt_handle() {
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await?;
             }
-            for m in &msgs {
-                if let Some(handle) = m.receipt_handle() {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await?;
-                }
-            }
-            all.extend(msgs);
         }
+        Ok(all)
     }
 }
 

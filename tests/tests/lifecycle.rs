@@ -141,6 +141,23 @@ impl Harness {
     }
 }
 
+/// A fresh `invoice.paid`: event `evt_<tag>` for invoice `in_<tag>`.
+fn invoice_paid(tag: &str) -> Value {
+    let mut v = sample("payment-events", "invoice.paid");
+    v["id"] = format!("evt_{tag}").into();
+    v["data"]["object"]["id"] = format!("in_{tag}").into();
+    v
+}
+
+/// A queue message for the `receipt` of Stripe event `evt_<tag>`.
+fn receipt_message(tag: &str) -> String {
+    hookline::queue::encode(&FollowUp::Action {
+        source: "stripe".into(),
+        event_id: format!("evt_{tag}"),
+        action: "receipt".into(),
+    })
+}
+
 /// Every ordering of `n` items.
 fn permutations(n: usize) -> Vec<Vec<usize>> {
     if n == 0 {
@@ -323,15 +340,9 @@ async fn copies_of_one_message_post_once_in_one_batch_and_in_concurrent_batches(
     let h = Harness::new(Vec::new()).await;
     let spec = payment_events::spec();
     for (n, batch) in [(0, 10), (1, 1)] {
-        let mut v = sample("payment-events", "invoice.paid");
-        v["id"] = format!("evt_copies_{n}").into();
-        v["data"]["object"]["id"] = format!("in_copies_{n}").into();
+        let v = invoice_paid(&format!("copies_{n}"));
         assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
-        let copy = hookline::queue::encode(&FollowUp::Action {
-            source: "stripe".into(),
-            event_id: format!("evt_copies_{n}"),
-            action: "receipt".into(),
-        });
+        let copy = receipt_message(&format!("copies_{n}"));
         for _ in 0..3 {
             h.stack
                 .queue()
@@ -363,9 +374,7 @@ async fn a_target_refusing_with_401_fails_to_the_dlq_and_a_retry_after_the_fix_r
     let h = Harness::new(vec![401, 401, 401]).await;
     let spec = payment_events::spec();
     for n in 0..3 {
-        let mut v = sample("payment-events", "invoice.paid");
-        v["id"] = format!("evt_401_{n}").into();
-        v["data"]["object"]["id"] = format!("in_401_{n}").into();
+        let v = invoice_paid(&format!("401_{n}"));
         assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
     }
     let fed = h.stack.feed(&h.worker, 10, 1).await.unwrap();
@@ -413,11 +422,7 @@ async fn a_target_refusing_with_401_fails_to_the_dlq_and_a_retry_after_the_fix_r
             .await
             .unwrap()
     );
-    let again = hookline::queue::encode(&FollowUp::Action {
-        source: "stripe".into(),
-        event_id: "evt_401_0".into(),
-        action: "receipt".into(),
-    });
+    let again = receipt_message("401_0");
     h.stack
         .queue()
         .send_body_to(&h.stack.queue_url, &again)
@@ -443,9 +448,7 @@ async fn a_target_down_for_an_hour_has_one_copy_in_flight_and_each_action_runs_o
     h.target.set_default(503);
     let spec = payment_events::spec();
     for n in 0..3 {
-        let mut v = sample("payment-events", "invoice.paid");
-        v["id"] = format!("evt_down_{n}").into();
-        v["data"]["object"]["id"] = format!("in_down_{n}").into();
+        let v = invoice_paid(&format!("down_{n}"));
         assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
     }
     let fed = h.stack.feed(&h.worker, 10, 0).await.unwrap();
@@ -497,19 +500,8 @@ async fn a_target_down_for_an_hour_has_one_copy_in_flight_and_each_action_runs_o
 async fn conflict_is_retried_redirect_fails_without_following_and_retry_after_is_honoured() {
     let h = Harness::new(Vec::new()).await;
     let spec = payment_events::spec();
-    let record = |n: &str| {
-        let mut v = sample("payment-events", "invoice.paid");
-        v["id"] = format!("evt_{n}").into();
-        v["data"]["object"]["id"] = format!("in_{n}").into();
-        v
-    };
-    let message = |n: &str| {
-        hookline::queue::encode(&FollowUp::Action {
-            source: "stripe".into(),
-            event_id: format!("evt_{n}"),
-            action: "receipt".into(),
-        })
-    };
+    let record = invoice_paid;
+    let message = receipt_message;
     let target = Target::start_with_retry_after(vec![
         (409, None),
         (200, None),
@@ -808,9 +800,7 @@ async fn the_worker_and_the_reconciler_emit_their_metric_lines() {
         .with_metrics(metrics.clone());
     let spec = payment_events::spec();
     for n in 0..3 {
-        let mut v = sample("payment-events", "invoice.paid");
-        v["id"] = format!("evt_metrics_{n}").into();
-        v["data"]["object"]["id"] = format!("in_metrics_{n}").into();
+        let v = invoice_paid(&format!("metrics_{n}"));
         assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
     }
     h.stack.feed(&worker, 1, 3).await.unwrap();
