@@ -36,3 +36,12 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 
 echo "== tests (emulator at $AWS_ENDPOINT_URL)"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+
+# The fuzz crate (outside the workspace): built with coverage instrumentation and every target
+# run briefly, two at a time, so a target that no longer builds or crashes at once fails CI.
+# FUZZ_SECONDS per target (default 10; 0 skips the step). The long runs: docs/RELIABILITY.md.
+fuzz_seconds="${FUZZ_SECONDS:-10}"
+if [[ "$fuzz_seconds" != 0 ]]; then
+    echo "== fuzz targets, ${fuzz_seconds} s each"
+    bash scripts/fuzz.sh -j 2 "$fuzz_seconds"
+fi
