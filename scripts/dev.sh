@@ -6,8 +6,8 @@
 #   hookline pump                follow-up queue -> followup-worker, reconciler every 30 s
 #   cargo lambda watch           http://127.0.0.1:9000/lambda-url/<function>/   (foreground)
 #
-# HOOKLINE_SINK_FAIL_FIRST=N makes the sink answer 503 to its first N requests (watch the retries,
-# the DLQ after 5 receives, and `hookline dlq redrive`). HOOKLINE_{MOTO,WATCH,SINK}_PORT move the ports
+# HOOKLINE_SINK_FAIL_FIRST=N makes the sink answer 503 to its first N requests (watch the
+# backoff, FAILED after 8 attempts with the message in the DLQ, and `hookline dlq redrive`). HOOKLINE_{MOTO,WATCH,SINK}_PORT move the ports
 # (the `hookline` CLI reads the same variables); HOOKLINE_STATE_DIR moves the pid files and logs
 # (default .local/, git-ignored). Ctrl-C stops everything this run started. `scripts/dev.sh down`
 # stops what a previous run left behind. Walk-through: docs/LOCAL.md.
