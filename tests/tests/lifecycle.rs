@@ -443,7 +443,7 @@ async fn a_target_refusing_with_401_fails_to_the_dlq_and_a_retry_after_the_fix_r
 }
 
 #[tokio::test]
-async fn a_target_down_for_an_hour_has_one_copy_in_flight_and_each_action_runs_once_after() {
+async fn a_target_down_for_hours_has_one_copy_in_flight_and_each_action_runs_once_after() {
     let h = Harness::new(Vec::new()).await;
     h.target.set_default(503);
     let spec = payment_events::spec();
@@ -455,9 +455,11 @@ async fn a_target_down_for_an_hour_has_one_copy_in_flight_and_each_action_runs_o
     assert_eq!(fed.failed.len(), 3);
     let mut failed = fed.failed;
     for cycle in 1..6 {
-        // Ten minutes on: every backoff so far has ended, so the messages are visible again and
-        // the event source takes them; then the reconciler's scheduled run.
-        h.clock.advance_secs(600);
+        // An hour on (the backoff's cap): every backoff so far has ended, so the messages are
+        // visible again and the event source takes them; then the reconciler's scheduled run.
+        // (Released before their backoff ended, a copy would find the follow-up held and be
+        // dropped: the backoff holds against every copy.)
+        h.clock.advance_secs(3600);
         h.stack.release(&failed).await.unwrap();
         let fed = h.stack.feed(&h.worker, 10, cycle).await.unwrap();
         assert_eq!(fed.received, 3, "cycle {cycle}: each follow-up once");
@@ -475,7 +477,7 @@ async fn a_target_down_for_an_hour_has_one_copy_in_flight_and_each_action_runs_o
         );
         assert_eq!(h.stack.depth(&h.stack.dlq_url).await.unwrap(), (0, 0));
     }
-    h.clock.advance_secs(600);
+    h.clock.advance_secs(3600);
     h.target.set_default(200);
     h.stack.release(&failed).await.unwrap();
     h.settle(9).await;
