@@ -65,7 +65,8 @@ class Signing(unittest.TestCase):
 class Checks(unittest.TestCase):
     """One user event with one action; the stored state, answers and sink as given."""
 
-    def run_check(self, sink, last_event="m1", status="DONE", answers=("accepted", "duplicate")):
+    def run_check(self, sink, last_event="m1", status="DONE", answers=("accepted", "duplicate"),
+                  strict=False):
         events = [event("m1", 10, actions=["analytics"], state={"last_name": "A"})]
         outcomes = [storm.Outcome(0, a, ["200"], False) for a in answers]
         stored = {("users", "m1"): {"status": "accepted",
@@ -73,12 +74,12 @@ class Checks(unittest.TestCase):
         entities = {("user", "u1"): {"_last_event_id": last_event, "attrs": {"last_name": "A"}}}
         report = storm.Report()
         with redirect_stdout(io.StringIO()):
-            storm.check(events, outcomes, stored, entities, sink, report)
+            storm.check(events, outcomes, stored, entities, sink, report, strict)
         return report.broken
 
     def post(self, n, status, fault=None, key="users:m1:analytics:0"):
         return {"n": n, "path": "/analytics", "idempotency_key": key, "status": status,
-                "fault": fault}
+                "fault": fault, "at_ms": n * 2000}
 
     def test_a_clean_run_holds(self):
         self.assertEqual(self.run_check([self.post(1, 503, "fail-rate"), self.post(2, 200)]), [])
@@ -98,6 +99,12 @@ class Checks(unittest.TestCase):
     def test_a_followup_not_done_breaks_it(self):
         broken = self.run_check([], status="FAILED")
         self.assertTrue(any("not DONE" in b for b in broken), broken)
+
+    def test_a_retry_sooner_than_the_backoff_is_reported_and_strictly_breaks_it(self):
+        sink = [self.post(1, 503, "down"), {**self.post(2, 200), "at_ms": 2100}]
+        self.assertEqual(self.run_check(sink), [])
+        broken = self.run_check(sink, strict=True)
+        self.assertTrue(any("sooner than the backoff" in b for b in broken), broken)
 
     def test_a_false_duplicate_breaks_it(self):
         broken = self.run_check([self.post(1, 200)], answers=("duplicate", "duplicate"))
