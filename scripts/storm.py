@@ -6,8 +6,8 @@
     python scripts/storm.py --events 100 --senders 16 --fail-rate 0 --down-for 0
 
 It starts `scripts/dev.sh` (emulator, table and queues, sink, pump with the reconciler, `cargo
-lambda watch`) on free ports with a state directory of its own under .local/, waits for `dev:
-ready`, and then:
+lambda watch`) on free ports with a state directory of its own under .local/ (kept when an
+invariant breaks, or with --keep), waits for `dev: ready`, and then:
 
 1. generates N distinct events with whole lifecycles on several entities each: Stripe customers
    (a subscription created, updated, maybe deleted; invoices failing then paid; a payment intent
@@ -46,6 +46,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -61,8 +62,6 @@ LOCAL_SECRET = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ="
 TABLE = "hookline-local"
 QUEUE = "hookline-followups"
 PENDING_SHARDS = 8
-# The worker's attempt cap (FOLLOWUP_MAX_ATTEMPTS, default 8; `make dev` keeps the default).
-MAX_ATTEMPTS = 8
 # Least time between two attempts of one follow-up: the backoff's 1 s floor, less what the
 # worker spends between its POST and setting the message's visibility.
 BACKOFF_FLOOR_MS = 900
@@ -716,25 +715,30 @@ def read_sink(path: Path) -> list[dict]:
 
 
 def exhausted(stored: dict, entities: dict, sink: list[dict]) -> tuple[list, list]:
-    """FAILED follow-ups every POST of which an injected fault answered (the worker rightly gave
-    up); and FAILED ones nothing explains."""
+    """FAILED follow-ups whose every POST since their last 2xx an injected fault answered (the
+    worker gave up on a failing target); and FAILED ones nothing explains."""
     posts: dict[tuple, list[dict]] = collections.defaultdict(list)
-    for r in sink:
+    for r in sorted(sink, key=lambda r: r["n"]):
         try:
             posts[parse_key(r.get("idempotency_key") or "")[0]].append(r)
         except ValueError:
             pass
+
+    def faulted(ident: tuple) -> bool:
+        tail = []
+        for r in posts.get(ident, []):
+            tail = [] if 200 <= r["status"] < 300 else tail + [r]
+        return bool(tail) and all(r.get("fault") for r in tail)
+
     explained, other = [], []
     for (source, event_id), record in stored.items():
         for action, entry in (record.get("outbox") or {}).items():
             if entry["status"] == "FAILED":
-                rs = posts.get(("action", source, event_id, action), [])
-                ok = len(rs) >= MAX_ATTEMPTS and all(r.get("fault") for r in rs)
+                ok = faulted(("action", source, event_id, action))
                 (explained if ok else other).append((source, event_id, action))
     for (kind, entity), item in entities.items():
         if item.get("sync_status") == "FAILED":
-            rs = posts.get(("sync", kind, entity, item.get("sync_name", "access")), [])
-            ok = len(rs) >= MAX_ATTEMPTS and all(r.get("fault") for r in rs)
+            ok = faulted(("sync", kind, entity, item.get("sync_name", "access")))
             (explained if ok else other).append((kind, entity, "sync"))
     return explained, other
 
@@ -762,6 +766,8 @@ def options(argv: list[str]) -> argparse.Namespace:
                    help="leave follow-ups FAILED by exhausted injected faults as they are")
     p.add_argument("--strict-backoff", action="store_true",
                    help="also fail when a follow-up is retried sooner than the backoff allows")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the state dir (logs, sink.jsonl) after a run that holds")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     p.add_argument("--short", action="store_true",
                    help="CI preset: 48 events x 3, 8 senders, 20%% failing, 5 s down")
@@ -816,10 +822,13 @@ def main(argv: list[str]) -> int:
         settled = wait_settled(table, time.monotonic() + args.settle_timeout, report)
         if settled and not args.no_redrive:
             stored, entities = table.items()
-            gave_up, _ = exhausted(stored, entities, read_sink(stack.dir / "sink.jsonl"))
+            gave_up, unexplained = exhausted(stored, entities,
+                                             read_sink(stack.dir / "sink.jsonl"))
+            report.fail("FAILED follow-ups no injected fault explains",
+                        [":".join(u) for u in unexplained])
             if gave_up:
-                report.say(f"redrive: {len(gave_up)} follow-up(s) FAILED after {MAX_ATTEMPTS} "
-                           "injected 503s; `hookline redrive` as an operator would")
+                report.say(f"redrive: {len(gave_up)} follow-up(s) FAILED after their attempts "
+                           "all met injected 503s; `hookline redrive`, as an operator would")
                 report.figures["redriven"] = len(gave_up)
                 out = stack.hookline("redrive")
                 said = (out.stdout.strip() or out.stderr.strip()).splitlines()
@@ -847,7 +856,11 @@ def main(argv: list[str]) -> int:
             print(f"  - {b}", file=sys.stderr)
         print(f"  (logs: {stack.dir})", file=sys.stderr)
         return 1
-    print(f"storm: every invariant holds (logs: {stack.dir})")
+    if args.keep:
+        print(f"storm: every invariant holds (logs: {stack.dir})")
+    else:
+        shutil.rmtree(stack.dir, ignore_errors=True)
+        print("storm: every invariant holds")
     return 0
 
 
