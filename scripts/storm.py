@@ -714,9 +714,10 @@ def read_sink(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def exhausted(stored: dict, entities: dict, sink: list[dict]) -> tuple[list, list]:
+def exhausted(stored: dict, entities: dict, sink: list[dict]) -> tuple[list, list, list]:
     """FAILED follow-ups whose every POST since their last 2xx an injected fault answered (the
-    worker gave up on a failing target); and FAILED ones nothing explains."""
+    worker gave up on a failing target); FAILED ones nothing explains; and, for the first kind,
+    the seconds from their first failing attempt to their last."""
     posts: dict[tuple, list[dict]] = collections.defaultdict(list)
     for r in sorted(sink, key=lambda r: r["n"]):
         try:
@@ -724,11 +725,16 @@ def exhausted(stored: dict, entities: dict, sink: list[dict]) -> tuple[list, lis
         except ValueError:
             pass
 
+    spans = []
+
     def faulted(ident: tuple) -> bool:
         tail = []
         for r in posts.get(ident, []):
             tail = [] if 200 <= r["status"] < 300 else tail + [r]
-        return bool(tail) and all(r.get("fault") for r in tail)
+        if tail and all(r.get("fault") for r in tail):
+            spans.append((tail[-1]["at_ms"] - tail[0]["at_ms"]) / 1000)
+            return True
+        return False
 
     explained, other = [], []
     for (source, event_id), record in stored.items():
@@ -740,7 +746,7 @@ def exhausted(stored: dict, entities: dict, sink: list[dict]) -> tuple[list, lis
         if item.get("sync_status") == "FAILED":
             ok = faulted(("sync", kind, entity, item.get("sync_name", "access")))
             (explained if ok else other).append((kind, entity, "sync"))
-    return explained, other
+    return explained, other, spans
 
 
 def options(argv: list[str]) -> argparse.Namespace:
@@ -822,13 +828,15 @@ def main(argv: list[str]) -> int:
         settled = wait_settled(table, time.monotonic() + args.settle_timeout, report)
         if settled and not args.no_redrive:
             stored, entities = table.items()
-            gave_up, unexplained = exhausted(stored, entities,
-                                             read_sink(stack.dir / "sink.jsonl"))
+            gave_up, unexplained, spans = exhausted(stored, entities,
+                                                    read_sink(stack.dir / "sink.jsonl"))
             report.fail("FAILED follow-ups no injected fault explains",
                         [":".join(u) for u in unexplained])
             if gave_up:
                 report.say(f"redrive: {len(gave_up)} follow-up(s) FAILED after their attempts "
-                           "all met injected 503s; `hookline redrive`, as an operator would")
+                           f"all met injected 503s, within {min(spans):.1f}-{max(spans):.1f}s "
+                           "of their first; `hookline redrive`, as an operator would")
+                report.figures["redriven_attempt_span_s"] = [min(spans), max(spans)]
                 report.figures["redriven"] = len(gave_up)
                 out = stack.hookline("redrive")
                 said = (out.stdout.strip() or out.stderr.strip()).splitlines()

@@ -115,5 +115,20 @@ class Checks(unittest.TestCase):
         self.assertTrue(any("more than once" in b for b in broken), broken)
 
 
+class Exhausted(unittest.TestCase):
+    def test_a_failed_followup_is_explained_only_when_injected_faults_answered_each_attempt(self):
+        def post(n, key, fault):
+            return {"n": n, "idempotency_key": key, "status": 503, "fault": fault,
+                    "at_ms": n * 1500}
+        stored = {("users", "m1"): {"outbox": {"analytics": {"status": "FAILED"}}},
+                  ("users", "m2"): {"outbox": {"analytics": {"status": "FAILED"}}}}
+        sink = [post(1, "users:m1:analytics:0", "down"), post(3, "users:m1:analytics:0", "down"),
+                post(2, "users:m2:analytics:0", "down"), post(4, "users:m2:analytics:0", None)]
+        explained, other, spans = storm.exhausted(stored, {}, sink)
+        self.assertEqual(explained, [("users", "m1", "analytics")])
+        self.assertEqual(other, [("users", "m2", "analytics")])
+        self.assertEqual(spans, [3.0])
+
+
 if __name__ == "__main__":
     unittest.main()
