@@ -429,6 +429,19 @@ pub struct SinkArgs {
     /// Answer 503 to the first N requests, to show retries.
     #[arg(long, default_value_t = 0)]
     pub fail_first: usize,
+    /// Answer 503 to this share of the requests (0 to 1), chosen by `--seed` and the request's
+    /// number.
+    #[arg(long, default_value_t = 0.0, value_parser = sink::parse_rate)]
+    pub fail_rate: f64,
+    /// Seed of `--fail-rate`: the same seed fails the same request numbers.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Go down after the Nth request: answer 503 to everything for `--down-for`.
+    #[arg(long, requires = "down_for")]
+    pub down_after: Option<usize>,
+    /// How long the sink stays down (e.g. `20s`, `2m`), with `--down-after`.
+    #[arg(long, value_parser = parse_duration, requires = "down_after")]
+    pub down_for: Option<Duration>,
     /// Also append each request as one JSON line to this file.
     #[arg(long)]
     pub record: Option<PathBuf>,
