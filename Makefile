@@ -21,3 +21,6 @@ bench:           ## criterion benchmarks
 
 sam-build:       ## release arm64 build of every function, as `sam deploy` ships them
 	bash scripts/bootstrap.sh && PATH="$(CURDIR)/.venv/bin:$$PATH" sam build
+
+fuzz:            ## every fuzz target for FUZZ_SECONDS (60) each, two at a time: make fuzz FUZZ_SECONDS=600
+	bash scripts/fuzz.sh -j 2 $(or $(FUZZ_SECONDS),60)

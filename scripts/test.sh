@@ -44,3 +44,12 @@ cargo nextest run --workspace --locked --no-fail-fast "$@"
 # and stops its own stack, on free ports, and exits non-zero when an invariant is broken.
 echo "== storm (short)"
 python scripts/storm.py --short
+
+# The fuzz crate (outside the workspace): built with coverage instrumentation and every target
+# run briefly, two at a time, so a target that no longer builds or crashes at once fails CI.
+# FUZZ_SECONDS per target (default 10; 0 skips the step). The long runs: docs/RELIABILITY.md.
+fuzz_seconds="${FUZZ_SECONDS:-10}"
+if [[ "$fuzz_seconds" != 0 ]]; then
+    echo "== fuzz targets, ${fuzz_seconds} s each"
+    bash scripts/fuzz.sh -j 2 "$fuzz_seconds"
+fi

@@ -3,6 +3,11 @@
 //! a body, fed to [`Verifier::verify`]. Half the inputs start from a genuinely signed request and
 //! change at most one header, so the fuzzer also reaches the MAC comparison; those must verify
 //! when nothing was changed.
+//!
+//! The payload-model harness is [`models`], the whole request path's [`request_path`].
+
+pub mod models;
+pub mod request_path;
 
 use hookline::clock::FixedClock;
 use hookline::secret::{Secret, Secrets};

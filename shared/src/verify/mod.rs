@@ -141,11 +141,7 @@ impl From<serde_json::Error> for ParseError {
             Category::Io => "unreadable body",
         };
         let message = e.to_string();
-        // Field names come from our own types, so they are safe to repeat.
-        let missing = message
-            .split_once("missing field `")
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(field, _)| field);
+        let missing = missing_field(&message);
         let detail = match missing {
             Some(field) => format!(
                 "missing field `{field}` at line {}, column {}",
@@ -156,6 +152,35 @@ impl From<serde_json::Error> for ParseError {
         };
         Self { detail }
     }
+}
+
+/// The field a serde "missing field" message names. Field names come from our own types, so they
+/// are safe to repeat; but the same words can also appear inside a body value that serde quotes
+/// (`invalid type: string "... missing field `x` ..."`), so the phrase counts only where serde
+/// puts it: at the start of the message, or right after the prefix the models give a nested
+/// object's errors (`data.object of a <type> event: `, `data of a <type> event: `, the type one
+/// of the models' own), and the name must be an identifier.
+fn missing_field(message: &str) -> Option<&str> {
+    let (before, rest) = message.split_once("missing field `")?;
+    let nested = || {
+        let t = before.strip_suffix(" event: ")?;
+        let t = t
+            .strip_prefix("data.object of a ")
+            .or_else(|| t.strip_prefix("data of a "))?;
+        let ours = !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
+        ours.then_some(())
+    };
+    if !before.is_empty() && nested().is_none() {
+        return None;
+    }
+    let (field, _) = rest.split_once('`')?;
+    let identifier = !field.is_empty()
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    identifier.then_some(field)
 }
 
 impl<'a> Verified<'a> {
@@ -403,4 +428,51 @@ pub(crate) struct Ctx<'s> {
     keys: &'s Keys,
     now: i64,
     tolerance: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn detail(body: &[u8]) -> String {
+        let err = serde_json::from_slice::<crate::model::stripe::Event>(body).unwrap_err();
+        ParseError::from(err).to_string()
+    }
+
+    #[test]
+    fn parse_errors_name_missing_fields_of_the_model() {
+        assert_eq!(
+            detail(br#"{"type": "x", "created": 1}"#),
+            "payload does not match the expected shape: missing field `id` at line 1, column 27"
+        );
+        let nested = detail(br#"{"id": "evt_1", "type": "invoice.paid", "created": 1, "data": {"object": {"id": "in_1"}}}"#);
+        assert!(
+            nested.contains("missing field `amount_paid` at line 1"),
+            "{nested}"
+        );
+    }
+
+    /// Found by the `model_stripe` fuzz target: a body string holding the words "missing field `"
+    /// got its text into the parse error (logged and stored as the quarantine reason).
+    #[test]
+    fn parse_errors_repeat_no_body_text_that_looks_like_a_missing_field() {
+        let crash = [
+            br#""aaaa@aaaaaaacurrencymymissing field `a+aaaaaaaaaaissing field `a+aaaaaaaaaaaaaaaaaaaaaaaaaa_en\""n\""#.as_slice(),
+            b"\nd\nd",
+        ]
+        .concat();
+        let msg = detail(&crash);
+        assert!(!msg.contains("aaaa"), "{msg}");
+        assert!(!msg.contains("missing field"), "{msg}");
+        for body in [
+            &br#"{"id": "evt_1", "type": "x", "created": "missing field `secret_value` here"}"#[..],
+            br#"{"id": "evt_1", "type": "invoice.paid", "created": 1, "data": {"object": {"id": "in_1", "amount_paid": "missing field `secret_value`"}}}"#,
+        ] {
+            let msg = detail(body);
+            assert!(!msg.contains("secret_value"), "{msg}");
+            assert!(msg.contains("unexpected type or value"), "{msg}");
+        }
+    }
 }
