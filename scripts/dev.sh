@@ -6,10 +6,12 @@
 #   hookline pump                follow-up queue -> followup-worker, reconciler every 30 s
 #   cargo lambda watch           http://127.0.0.1:9000/lambda-url/<function>/   (foreground)
 #
-# HOOKLINE_SINK_FAIL_FIRST=N makes the sink answer 503 to its first N requests (watch the retries,
-# the DLQ after 5 receives, and `hookline redrive`). HOOKLINE_{MOTO,WATCH,SINK}_PORT move the ports
-# (the `hookline` CLI reads the same variables); HOOKLINE_STATE_DIR moves the pid files and logs
-# (default .local/, git-ignored). Ctrl-C stops everything this run started. `scripts/dev.sh down`
+# Injected sink faults (docs/LOCAL.md): HOOKLINE_SINK_FAIL_FIRST=N answers 503 to the first N
+# requests (watch the backoff, FAILED after 8 attempts with the message in the DLQ, and `hookline dlq redrive`); HOOKLINE_SINK_FAIL_RATE=0.3 (seeded
+# by HOOKLINE_SINK_SEED) to that share of them; HOOKLINE_SINK_DOWN_AFTER=N with
+# HOOKLINE_SINK_DOWN_FOR=20s to every request for that long after the Nth.
+# HOOKLINE_{MOTO,WATCH,SINK}_PORT move the ports (the `hookline` CLI reads the same variables);
+# HOOKLINE_STATE_DIR moves the pid files and logs (default .local/, git-ignored). Ctrl-C stops everything this run started. `scripts/dev.sh down`
 # stops what a previous run left behind. Walk-through: docs/LOCAL.md.
 #
 # Ready means ready: the line that says how to send a first webhook is printed only once every
@@ -105,8 +107,12 @@ background() {
 }
 stop sink hookline
 stop pump hookline
-background sink sink --addr "127.0.0.1:$sink_port" --fail-first "${HOOKLINE_SINK_FAIL_FIRST:-0}" \
-  --record "$state/sink.jsonl"
+sink_faults=(--fail-first "${HOOKLINE_SINK_FAIL_FIRST:-0}" --fail-rate "${HOOKLINE_SINK_FAIL_RATE:-0}"
+  --seed "${HOOKLINE_SINK_SEED:-0}")
+if [ -n "${HOOKLINE_SINK_DOWN_AFTER:-}" ]; then
+  sink_faults+=(--down-after "$HOOKLINE_SINK_DOWN_AFTER" --down-for "${HOOKLINE_SINK_DOWN_FOR:-30s}")
+fi
+background sink sink --addr "127.0.0.1:$sink_port" "${sink_faults[@]}" --record "$state/sink.jsonl"
 background pump pump \
   --worker-url "http://127.0.0.1:$watch_port/2015-03-31/functions/followup-worker/invocations" \
   --reconciler-url "http://127.0.0.1:$watch_port/2015-03-31/functions/reconciler/invocations"

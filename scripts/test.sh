@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (`make test`): pinned tools, formatting, lints, template lint, then the
-# whole suite against a moto server this script starts on a free port and stops at the end.
+# whole suite against a moto server this script starts on a free port and stops at the end, then
+# a short storm against a whole `make dev` stack of its own (scripts/storm.py --short).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -14,6 +15,8 @@ echo "== template lint"
 bash scripts/lint-template.sh
 echo "== emulator tests"
 python -m unittest -v scripts/test_emulator.py
+echo "== storm script tests"
+python -m unittest -v scripts/test_storm.py
 
 mkdir -p .local
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -36,6 +39,11 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 
 echo "== tests (emulator at $AWS_ENDPOINT_URL)"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+
+# A few dozen events x 3 through the whole stack with sink faults (docs/RELIABILITY.md); it starts
+# and stops its own stack, on free ports, and exits non-zero when an invariant is broken.
+echo "== storm (short)"
+python scripts/storm.py --short
 
 # The fuzz crate (outside the workspace): built with coverage instrumentation and every target
 # run briefly, two at a time, so a target that no longer builds or crashes at once fails CI.

@@ -62,35 +62,117 @@ pub async fn get(
     Ok(true)
 }
 
-/// Prints the most recent events of `source`, newest first, one line each.
-pub async fn list(aws: &Aws, table: &str, source: &str, limit: i32) -> anyhow::Result<()> {
+/// One line of `events list`: the record's lifecycle fields, never its body or payloads.
+#[derive(Debug, serde::Serialize)]
+pub struct EventRow {
+    /// Source.
+    pub source: String,
+    /// Provider event id.
+    pub event_id: String,
+    /// Provider event type.
+    pub event_type: String,
+    /// `accepted`, `stale`, `ignored` or `quarantined`.
+    pub status: String,
+    /// Why it was quarantined.
+    pub reason: Option<String>,
+    /// When it was recorded, ms.
+    pub received_at: i64,
+    /// Its event actions: kind and status.
+    pub followups: Vec<OutboxRow>,
+}
+
+/// One event action in an [`EventRow`].
+#[derive(Debug, serde::Serialize)]
+pub struct OutboxRow {
+    /// Action kind.
+    pub kind: String,
+    /// Lifecycle status.
+    pub status: hookline::store::ActionStatus,
+    /// Attempts.
+    pub attempt: i64,
+}
+
+/// How many of a source's latest events `events list --status` looks through.
+pub const STATUS_WINDOW: i32 = 1000;
+
+/// Prints the most recent events of `source`, newest first (with `status`, only those in it,
+/// among the latest [`STATUS_WINDOW`]): a table, or JSON.
+pub async fn list(
+    aws: &Aws,
+    table: &str,
+    source: &str,
+    limit: i32,
+    status: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     let store = store(aws, table);
+    let window = if status.is_some() {
+        STATUS_WINDOW.max(limit)
+    } else {
+        limit
+    };
     let recent = store
-        .recent(source, limit)
+        .recent(source, window)
         .await
         .map_err(|e| aws.fail(&format!("listing events of {source}"), e))?;
-    if recent.is_empty() {
-        eprintln!("no events of source {source} in table {table}");
-    }
+    let mut rows = Vec::new();
     for (source, id) in recent {
-        let Some(event) = store.get_event(&source, &id).await? else {
+        if rows.len() >= usize::try_from(limit).unwrap_or(0) {
+            break;
+        }
+        let Some(event) = store
+            .get_event(&source, &id)
+            .await
+            .map_err(|e| aws.fail(&format!("reading event {source}/{id}"), e))?
+        else {
             continue;
         };
-        let outbox: Vec<String> = event
-            .outbox
-            .iter()
-            .map(|o| format!("{}={}", o.kind, o.status.as_str()))
-            .collect();
-        out!(
-            "{}  {:<28}  {:<22}  {:<8}  {}",
-            event.received_at,
-            event.event_id,
-            event.event_type,
-            event.status,
-            outbox.join(" ")
-        );
+        if status.is_some_and(|st| st != event.status) {
+            continue;
+        }
+        rows.push(EventRow {
+            followups: event
+                .outbox
+                .iter()
+                .map(|o| OutboxRow {
+                    kind: o.kind.clone(),
+                    status: o.status,
+                    attempt: o.attempt,
+                })
+                .collect(),
+            source: event.source,
+            event_id: event.event_id,
+            event_type: event.event_type,
+            status: event.status,
+            reason: event.reason,
+            received_at: event.received_at,
+        });
     }
-    Ok(())
+    let what = status.map_or(String::new(), |st| format!("{st} "));
+    crate::output::print(
+        json,
+        &["RECEIVED", "EVENT ID", "TYPE", "STATUS", "FOLLOW-UPS"],
+        &rows,
+        |r| {
+            let outbox: Vec<String> = r
+                .followups
+                .iter()
+                .map(|o| format!("{}={}", o.kind, o.status.as_str()))
+                .collect();
+            let status = match &r.reason {
+                Some(reason) => format!("{} ({reason})", r.status),
+                None => r.status.clone(),
+            };
+            vec![
+                crate::output::time(Some(r.received_at)),
+                r.event_id.clone(),
+                r.event_type.clone(),
+                status,
+                outbox.join(" "),
+            ]
+        },
+        &format!("no {what}events of source {source} in table {table}"),
+    )
 }
 
 /// Prints one entity's state as JSON. `Ok(false)` if absent.
@@ -111,7 +193,7 @@ pub async fn state(aws: &Aws, table: &str, kind: &str, id: &str) -> anyhow::Resu
 /// `Ok(false)` when any could not be replayed (it stays quarantined; the reason is printed).
 pub async fn replay(aws: &Aws, args: &crate::cli::ReplayArgs) -> anyhow::Result<bool> {
     let spec = crate::receiver_for_source(&args.source)?;
-    let store = store(aws, &args.table.name);
+    let store = store(aws, &args.table.name(aws));
     let ids: Vec<String> = match &args.event_id {
         Some(id) => vec![id.clone()],
         None => {

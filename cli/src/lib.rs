@@ -1,11 +1,15 @@
 //! The `hookline` command: run the stack on one machine, sign and send sample events, inspect the
-//! table, feed the follow-up queue to the worker, receive follow-up actions, redrive the DLQ.
+//! table, feed the follow-up queue to the worker, receive follow-up actions, and operate a stack:
+//! list and retry follow-ups, list and redrive the dead-letter queue.
 //!
 //! Every command talks to the local AWS emulator by default (`http://127.0.0.1:4566`, or the port
 //! in `HOOKLINE_MOTO_PORT` as `make dev` uses it; dummy
 //! credentials, `us-east-1`), so a fresh clone needs no AWS account. `--endpoint aws` (or
 //! `AWS_ENDPOINT_URL=aws`) uses the real AWS endpoints and the default credential chain instead.
-//! The commands live in one module each; [`cli`] is the argument grammar.
+//! `--stack NAME` takes the table and queues from a deployed stack's outputs ([`stack`]).
+//! The commands live in one module each; [`cli`] is the argument grammar. Listings print a table
+//! by default and JSON with `--json`; no command prints a payload or body unless it is explicitly
+//! about showing one (`events get`).
 
 #![allow(clippy::print_stdout)]
 
@@ -15,12 +19,15 @@ macro_rules! out {
 }
 
 pub mod cli;
+pub mod dlq;
 pub mod events;
+pub mod followups;
 pub mod local;
+pub mod output;
 pub mod pump;
-pub mod redrive;
 pub mod send;
 pub mod sink;
+pub mod stack;
 
 use anyhow::{Context, bail};
 use hookline::receiver::ReceiverSpec;
@@ -110,6 +117,8 @@ pub struct Aws {
     pub sdk: aws_config::SdkConfig,
     /// Human-readable endpoint, for error messages.
     pub endpoint: String,
+    /// The deployed stack's table and queues, with `--stack`.
+    pub stack: Option<stack::StackOutputs>,
 }
 
 impl Aws {
@@ -126,6 +135,7 @@ impl Aws {
             return Self {
                 sdk: loader.load().await,
                 endpoint: "AWS".to_owned(),
+                stack: None,
             };
         }
         let mut loader = loader.endpoint_url(endpoint);
@@ -141,6 +151,7 @@ impl Aws {
         Self {
             sdk: loader.load().await,
             endpoint: endpoint.to_owned(),
+            stack: None,
         }
     }
 
@@ -212,7 +223,7 @@ pub fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Parses a duration like `30s`, `500ms`, `2m` or a bare number of seconds.
+/// Parses a duration like `30s`, `500ms`, `2m`, `24h`, `7d` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (num, unit) = s
@@ -220,12 +231,19 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         .map_or((s, "s"), |i| s.split_at(i));
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s, 500ms or 2m"))?;
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 500ms, 2m, 24h or 7d"))?;
+    let secs = |per: u64| {
+        n.checked_mul(per)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| format!("{s:?} is too long"))
+    };
     match unit {
         "ms" => Ok(std::time::Duration::from_millis(n)),
-        "s" => Ok(std::time::Duration::from_secs(n)),
-        "m" => Ok(std::time::Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?}: unit must be ms, s or m")),
+        "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        _ => Err(format!("{s:?}: unit must be ms, s, m, h or d")),
     }
 }
 
@@ -248,8 +266,16 @@ mod tests {
             parse_duration("2m"),
             Ok(std::time::Duration::from_secs(120))
         );
+        assert_eq!(
+            parse_duration("24h"),
+            Ok(std::time::Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_duration("7d"),
+            Ok(std::time::Duration::from_secs(7 * 86_400))
+        );
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3h").is_err());
+        assert!(parse_duration("3w").is_err());
     }
 
     #[test]

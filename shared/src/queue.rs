@@ -91,7 +91,7 @@ impl FollowupQueue {
         receipt_handle: &str,
         delay: std::time::Duration,
     ) -> Result<(), QueueError> {
-        let secs = i32::try_from(delay.as_secs().min(43_200)).unwrap_or(43_200);
+        let secs = visibility_secs(delay);
         self.client
             .change_message_visibility()
             .queue_url(&self.url)
@@ -194,9 +194,27 @@ pub async fn create_queues(client: &Client, name: &str) -> Result<(String, Strin
     Ok((queue.queue_url().unwrap_or_default().to_owned(), dlq_url))
 }
 
+/// A backoff as an SQS visibility timeout: whole seconds, rounded up so the message never comes
+/// back before its backoff ends (rounded down, a 1.9 s backoff came back after 1 s and a 0.9 s
+/// one at once), at most SQS's 12 hours.
+fn visibility_secs(delay: std::time::Duration) -> i32 {
+    let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+    i32::try_from(secs.min(43_200)).unwrap_or(43_200)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backoff_becomes_a_visibility_rounded_up_and_capped() {
+        use std::time::Duration;
+        assert_eq!(visibility_secs(Duration::from_millis(900)), 1);
+        assert_eq!(visibility_secs(Duration::from_millis(1_900)), 2);
+        assert_eq!(visibility_secs(Duration::from_secs(2)), 2);
+        assert_eq!(visibility_secs(Duration::ZERO), 0);
+        assert_eq!(visibility_secs(Duration::from_secs(86_400)), 43_200);
+    }
 
     #[test]
     fn messages_round_trip() {

@@ -443,7 +443,7 @@ async fn a_target_refusing_with_401_fails_to_the_dlq_and_a_retry_after_the_fix_r
 }
 
 #[tokio::test]
-async fn a_target_down_for_an_hour_has_one_copy_in_flight_and_each_action_runs_once_after() {
+async fn a_target_down_for_hours_has_one_copy_in_flight_and_each_action_runs_once_after() {
     let h = Harness::new(Vec::new()).await;
     h.target.set_default(503);
     let spec = payment_events::spec();
@@ -455,9 +455,11 @@ async fn a_target_down_for_an_hour_has_one_copy_in_flight_and_each_action_runs_o
     assert_eq!(fed.failed.len(), 3);
     let mut failed = fed.failed;
     for cycle in 1..6 {
-        // Ten minutes on: every backoff so far has ended, so the messages are visible again and
-        // the event source takes them; then the reconciler's scheduled run.
-        h.clock.advance_secs(600);
+        // An hour on (the backoff's cap): every backoff so far has ended, so the messages are
+        // visible again and the event source takes them; then the reconciler's scheduled run.
+        // (Released before their backoff ended, a copy would find the follow-up held and be
+        // dropped: the backoff holds against every copy.)
+        h.clock.advance_secs(3600);
         h.stack.release(&failed).await.unwrap();
         let fed = h.stack.feed(&h.worker, 10, cycle).await.unwrap();
         assert_eq!(fed.received, 3, "cycle {cycle}: each follow-up once");
@@ -475,7 +477,7 @@ async fn a_target_down_for_an_hour_has_one_copy_in_flight_and_each_action_runs_o
         );
         assert_eq!(h.stack.depth(&h.stack.dlq_url).await.unwrap(), (0, 0));
     }
-    h.clock.advance_secs(600);
+    h.clock.advance_secs(3600);
     h.target.set_default(200);
     h.stack.release(&failed).await.unwrap();
     h.settle(9).await;
@@ -874,5 +876,45 @@ async fn the_invocation_deadline_bounds_the_budget_and_a_past_one_is_ignored() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// Found by `scripts/storm.py` (docs/RELIABILITY.md): a backoff held only the message that carried
+/// the failed attempt, so any other copy of its message (a duplicate delivery re-enqueues what is
+/// still PENDING; the reconciler; a redrive) claimed it at once and POSTed again; under a storm
+/// with the target down, eight attempts went by in about three seconds. A backoff now keeps the
+/// follow-up's `lease_until` until its message reappears.
+#[tokio::test]
+async fn a_backoff_holds_every_copy_of_the_followup_not_only_the_message_that_failed() {
+    let h = Harness::new(Vec::new()).await;
+    h.target.set_default(503);
+    let spec = payment_events::spec();
+    let v = invoice_paid("backoff");
+    // Three deliveries, as providers make: the accepted one and two duplicates, each enqueueing
+    // the still PENDING receipt.
+    assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
+    assert_eq!(h.deliver(&spec, &v, "d").await, "duplicate");
+    assert_eq!(h.deliver(&spec, &v, "d").await, "duplicate");
+    let copy = receipt_message("backoff");
+    // The first copy fails against the target and backs off (30 s or more from now)...
+    assert!(matches!(
+        h.worker.handle_message(&copy).await,
+        Err(Retry::Backoff { .. })
+    ));
+    // ...and at the same instant, the other copies must not POST again.
+    for _ in 0..2 {
+        let _ = h.worker.handle_message(&copy).await;
+    }
+    let posts = h.posts_by_key()["stripe:evt_backoff:receipt:0"].len();
+    let event = h
+        .store()
+        .get_event("stripe", "evt_backoff")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (posts, event.outbox[0].attempt),
+        (1, 1),
+        "POSTs and attempts within one backoff"
     );
 }

@@ -99,6 +99,20 @@ pub struct Scan {
     pub oldest_due_ms: i64,
 }
 
+/// How much earlier than its message's reappearance a backed-off follow-up becomes claimable:
+/// room for the clocks of SQS and the worker to differ, so the message that carries the retry
+/// always finds it claimable.
+const BACKOFF_SLACK_MS: i64 = 1_000;
+
+/// Until when a follow-up that backs off until `visible_at` stays unclaimable: no other copy of
+/// its message (a duplicate's re-kick, a reconciler's) can run it before its backoff ends.
+fn hold_until(finish: &Finish) -> Option<i64> {
+    match finish {
+        Finish::Retry { visible_at, .. } => Some(visible_at.saturating_sub(BACKOFF_SLACK_MS)),
+        _ => None,
+    }
+}
+
 fn lease_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -241,16 +255,23 @@ impl EventStore {
         if check.is_some() {
             names.insert("#nc".into(), PENDING_SK.to_owned());
         }
+        // A backoff keeps `lease_until` (and drops only the lease token): copies of the message
+        // cannot claim the follow-up before its backoff ends.
+        let remove = match hold_until(finish) {
+            Some(hold) => {
+                set.push("#o.#k.lease_until = :hold");
+                values.insert(":hold".into(), n(hold));
+                "#o.#k.lease"
+            }
+            None => "#o.#k.lease, #o.#k.lease_until",
+        };
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(&pk))
             .key(SK, s(EVENT_SK))
-            .update_expression(format!(
-                "SET {} REMOVE #o.#k.lease, #o.#k.lease_until",
-                set.join(", ")
-            ))
+            .update_expression(format!("SET {} REMOVE {remove}", set.join(", ")))
             .condition_expression("#o.#k.lease = :lease")
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
@@ -410,6 +431,7 @@ impl EventStore {
                 http,
                 reason.as_deref(),
                 check,
+                hold_until(finish),
                 true,
             )
             .await?;
@@ -431,6 +453,7 @@ impl EventStore {
                         http,
                         Some("entity changed while syncing"),
                         Some(check),
+                        None,
                         false,
                     )
                     .await?
@@ -454,6 +477,7 @@ impl EventStore {
         http: u16,
         reason: Option<&str>,
         check: Option<i64>,
+        hold: Option<i64>,
         same_version: bool,
     ) -> Result<SyncWrite, StoreError> {
         let mut names = HashMap::from([
@@ -470,7 +494,15 @@ impl EventStore {
             (":one".to_owned(), n(1)),
         ]);
         let mut set = vec!["#st = :st", "#ls = :ls", "#rev = #rev + :one"];
-        let mut remove = vec!["#l", "#lu"];
+        // A backoff keeps the lease's end (see `hold_until`); anything else ends the lease.
+        let mut remove = vec!["#l"];
+        match hold {
+            Some(hold) => {
+                values.insert(":hold".into(), n(hold));
+                set.push("#lu = :hold");
+            }
+            None => remove.push("#lu"),
+        }
         if let Some(posted) = posted {
             names.insert("#sy".into(), SYNC_SYNCED.to_owned());
             names.insert("#sv".into(), SYNC_SYNCED_VERSION.to_owned());

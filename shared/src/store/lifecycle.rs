@@ -16,6 +16,9 @@
 
 use std::time::Duration;
 
+/// The shortest backoff.
+pub const MIN_BACKOFF: Duration = Duration::from_secs(2);
+
 /// The worker's Lambda timeout (`template.yaml`): a lease may not outlive it.
 pub const WORKER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -88,17 +91,17 @@ impl Timers {
 
     /// The wait before attempt `attempt + 1` after attempt `attempt` (1-based) failed: the
     /// target's `Retry-After` when it gave one (capped), else exponential with full jitter
-    /// (`jitter` in [0, 1)), at least one second.
+    /// (`jitter` in [0, 1)), at least two seconds (a backoff holds its follow-up until one second
+    /// before its message reappears, so every retry is at least a second after the last).
     pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
         if let Some(after) = retry_after {
-            return after.clamp(Duration::from_secs(1), self.backoff_cap);
+            return after.clamp(MIN_BACKOFF, self.backoff_cap);
         }
         let exp = self
             .backoff_base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
             .min(self.backoff_cap);
-        exp.mul_f64(jitter.clamp(0.0, 1.0))
-            .max(Duration::from_secs(1))
+        exp.mul_f64(jitter.clamp(0.0, 1.0)).max(MIN_BACKOFF)
     }
 }
 
@@ -196,7 +199,7 @@ mod tests {
         assert_eq!(t.backoff(1, None, 0.999_999).as_secs(), 29);
         assert_eq!(t.backoff(2, None, 0.999_999).as_secs(), 59);
         assert_eq!(t.backoff(30, None, 0.999_999).as_secs(), 3_599);
-        assert_eq!(t.backoff(3, None, 0.0), Duration::from_secs(1));
+        assert_eq!(t.backoff(3, None, 0.0), MIN_BACKOFF);
         assert_eq!(
             t.backoff(1, Some(Duration::from_secs(120)), 0.5),
             Duration::from_secs(120)

@@ -18,11 +18,13 @@
 //! - only the holder of a follow-up's lease may POST it or mark it DONE or FAILED; every
 //!   transition is one conditional update.
 
+mod admin;
 mod dynamo;
 mod followups;
 pub mod lifecycle;
 pub mod schema;
 
+pub use admin::{FollowupFilter, FollowupPage, FollowupView, PageKey};
 pub use dynamo::{Committed, EventStore, MAX_STORED_BODY, RecordPlan};
 pub use followups::{ClaimedAction, ClaimedSync, Finish, Marked, Scan};
 
@@ -190,6 +192,21 @@ pub enum FollowUp {
 }
 
 impl FollowUp {
+    /// The source of the events it belongs to.
+    pub fn source(&self) -> &str {
+        match self {
+            Self::Action { source, .. } | Self::Sync { source, .. } => source,
+        }
+    }
+
+    /// The action kind (event action) or sync name.
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Action { action, .. } => action,
+            Self::Sync { sync, .. } => sync,
+        }
+    }
+
     /// A short, log-safe name: `<source>:<event id>:<action>` or `<source>:<kind>/<id>:<sync>`.
     pub fn name(&self) -> String {
         match self {

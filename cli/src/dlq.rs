@@ -1,0 +1,451 @@
+//! `hookline dlq list|redrive`: the dead-letter queue, read and moved back consistently with the
+//! outbox.
+//!
+//! The DLQ holds exactly the FAILED follow-ups (the worker moves a message there itself when it
+//! marks one FAILED), so a message is only a pointer; the outbox decides what it means now:
+//! - follow-up FAILED or SKIPPED: reset to PENDING with a new generation (a new
+//!   `Idempotency-Key`), then the message moves to the follow-up queue and runs once more. The
+//!   reset comes first: a message moved without it would find its follow-up final, be dropped by
+//!   the worker, and the follow-up would stay FAILED with no message left anywhere (which is why
+//!   SQS's own redrive, `start-message-move-task`, must not be used for this queue);
+//! - follow-up DONE, or PENDING/RUNNING again (an operator's `followups retry` got there first),
+//!   or gone (expired): the message is deleted and reported; moving it could not run anything, and
+//!   dropping it keeps a retried follow-up's old message from ever causing a second run;
+//! - not a follow-up: left on the DLQ and reported, for a person to look at.
+//!
+//! Reading a queue means receiving: every message seen is made visible again at once unless it
+//! was moved or dropped, and its receive count grows by one (the DLQ has no redrive policy, so
+//! that count only informs).
+
+use std::collections::HashSet;
+
+use anyhow::bail;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
+use serde::Serialize;
+
+use hookline::store::{ActionStatus, EventStore, FollowUp};
+
+use crate::cli::{DlqListArgs, DlqRedriveArgs};
+use crate::output::{self, time};
+use crate::{Aws, sdk_msg};
+
+/// How long a message read by these commands stays hidden from others before it is released
+/// (or, if the command dies, before it reappears by itself).
+const HOLD_SECS: i32 = 60;
+
+/// One message of the dead-letter queue.
+#[derive(Debug, Serialize)]
+pub struct DlqRow {
+    /// SQS message id.
+    pub message_id: String,
+    /// The follow-up's name, or `-` for a message that is not one.
+    pub followup: String,
+    /// SQS `ApproximateReceiveCount`.
+    pub receive_count: i64,
+    /// SQS `SentTimestamp`: when it reached the DLQ, ms.
+    pub sent_at: Option<i64>,
+    /// The follow-up's status in the table now (`None`: its record is gone, or not a follow-up).
+    pub status_now: Option<ActionStatus>,
+}
+
+/// The queue and the messages these commands hold (received, not yet released or deleted).
+struct Dlq<'a> {
+    aws: &'a Aws,
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    held: Vec<Message>,
+    seen: HashSet<String>,
+}
+
+impl<'a> Dlq<'a> {
+    fn new(aws: &'a Aws, url: String) -> Self {
+        Self {
+            aws,
+            sqs: aws.sqs(),
+            url,
+            held: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Receives the next batch of messages not seen yet (empty once none are left visible).
+    async fn next(&mut self) -> anyhow::Result<Vec<Message>> {
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .visibility_timeout(HOLD_SECS)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+                .send()
+                .await
+                .map_err(|e| {
+                    self.aws
+                        .fail("receiving from the dead-letter queue", sdk_msg(e))
+                })?;
+            let received = out.messages.unwrap_or_default();
+            if received.is_empty() {
+                return Ok(Vec::new());
+            }
+            let new: Vec<Message> = received
+                .into_iter()
+                .filter(|m| {
+                    self.seen
+                        .insert(m.message_id().unwrap_or_default().to_owned())
+                })
+                .collect();
+            if !new.is_empty() {
+                return Ok(new);
+            }
+        }
+    }
+
+    /// Deletes `messages` from the DLQ.
+    async fn delete(&self, messages: &[&Message]) -> anyhow::Result<()> {
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.sqs
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| {
+                    self.aws
+                        .fail("deleting from the dead-letter queue", sdk_msg(e))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Makes every held message visible again now.
+    async fn release(&mut self) -> anyhow::Result<()> {
+        let held = std::mem::take(&mut self.held);
+        for chunk in held.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                        .visibility_timeout(0)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.sqs
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| {
+                    self.aws
+                        .fail("releasing messages of the dead-letter queue", sdk_msg(e))
+                })?;
+        }
+        Ok(())
+    }
+}
+
+fn attr(m: &Message, name: MessageSystemAttributeName) -> Option<i64> {
+    m.attributes()
+        .and_then(|a| a.get(&name))
+        .and_then(|v| v.parse().ok())
+}
+
+async fn status_now(
+    aws: &Aws,
+    store: &EventStore,
+    f: &FollowUp,
+) -> anyhow::Result<Option<ActionStatus>> {
+    Ok(store
+        .followup(f)
+        .await
+        .map_err(|e| aws.fail(&format!("reading {}", f.name()), e))?
+        .map(|v| v.status))
+}
+
+/// `hookline dlq list`.
+pub async fn list(aws: &Aws, args: &DlqListArgs, json: bool) -> anyhow::Result<bool> {
+    let url = args.dlq.url(aws, &args.queue).await?;
+    let store = crate::events::store(aws, &args.table.name(aws));
+    let mut dlq = Dlq::new(aws, url.clone());
+    let mut rows = Vec::new();
+    let result = async {
+        while rows.len() < args.limit {
+            let batch = dlq.next().await?;
+            if batch.is_empty() {
+                break;
+            }
+            for m in batch {
+                let followup = hookline::queue::decode(m.body().unwrap_or_default()).ok();
+                let status = match &followup {
+                    Some(f) => status_now(aws, &store, f).await?,
+                    None => None,
+                };
+                rows.push(DlqRow {
+                    message_id: m.message_id().unwrap_or_default().to_owned(),
+                    followup: followup.map_or_else(|| "-".to_owned(), |f| f.name()),
+                    receive_count: attr(&m, MessageSystemAttributeName::ApproximateReceiveCount)
+                        .unwrap_or(0),
+                    sent_at: attr(&m, MessageSystemAttributeName::SentTimestamp),
+                    status_now: status,
+                });
+                dlq.held.push(m);
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    dlq.release().await?;
+    result?;
+    rows.truncate(args.limit);
+    output::print(
+        json,
+        &["MESSAGE ID", "FOLLOW-UP", "RECEIVES", "SENT", "STATUS NOW"],
+        &rows,
+        |r| {
+            vec![
+                r.message_id.clone(),
+                r.followup.clone(),
+                r.receive_count.to_string(),
+                time(r.sent_at),
+                r.status_now
+                    .map_or_else(|| "-".to_owned(), |s| s.as_str().to_owned()),
+            ]
+        },
+        &format!("the dead-letter queue {url} is empty"),
+    )?;
+    Ok(true)
+}
+
+/// What `dlq redrive` did with one message.
+#[derive(Debug, Serialize)]
+pub struct Redriven {
+    /// SQS message id.
+    pub message_id: String,
+    /// The follow-up's name, or `-`.
+    pub followup: String,
+    /// `moved` (reset and sent back), `dropped` (deleted: nothing left to run), `left` (stays on
+    /// the DLQ), or with `--dry-run` `would_move` / `would_drop`.
+    pub result: &'static str,
+    /// Why, for `dropped`, `left` and `would_drop`.
+    pub reason: Option<String>,
+}
+
+/// What the outbox says about a message's follow-up: `Ok` to move it, `Err(why)` to drop it.
+fn verdict(status: Option<ActionStatus>) -> Result<(), String> {
+    match status {
+        Some(ActionStatus::Failed | ActionStatus::Skipped) => Ok(()),
+        Some(ActionStatus::Done) => Err("DONE already".into()),
+        Some(ActionStatus::Pending | ActionStatus::Running) => {
+            Err("PENDING or RUNNING again (retried already): it has a message of its own".into())
+        }
+        None => Err("its event or entity is no longer recorded (expired?)".into()),
+    }
+}
+
+/// `hookline dlq redrive`. `Ok(false)` when a named message was not found, or some message
+/// could not be moved.
+pub async fn redrive(aws: &Aws, args: &DlqRedriveArgs, json: bool) -> anyhow::Result<bool> {
+    check(args)?;
+    let queue_url = args.queue.url(aws).await?;
+    let dlq_url = args.dlq.url(aws, &args.queue).await?;
+    let store = crate::events::store(aws, &args.table.name(aws));
+    let mut dlq = Dlq::new(aws, dlq_url.clone());
+    let mut report = Vec::new();
+    let result = redrive_loop(aws, args, &store, &mut dlq, &queue_url, &mut report).await;
+    dlq.release().await?;
+    result?;
+    let mut ok = report
+        .iter()
+        .all(|r| !matches!(r.result, "left") || r.followup == "-");
+    if let Some(id) = &args.message_id
+        && !report.iter().any(|r| &r.message_id == id)
+    {
+        eprintln!("message {id} is not on the dead-letter queue {dlq_url} (or is being read)");
+        ok = false;
+    }
+    output::print(
+        json,
+        &["MESSAGE ID", "FOLLOW-UP", "RESULT"],
+        &report,
+        |r| {
+            let result = r.result.replace('_', " ");
+            vec![
+                r.message_id.clone(),
+                r.followup.clone(),
+                match &r.reason {
+                    Some(why) => format!("{result}: {why}"),
+                    None => result,
+                },
+            ]
+        },
+        &format!("nothing to redrive on {dlq_url}"),
+    )?;
+    if !json && !args.dry_run {
+        let moved = report.iter().filter(|r| r.result == "moved").count();
+        let dropped = report.iter().filter(|r| r.result == "dropped").count();
+        eprintln!("redrive: moved {moved}, dropped {dropped}, from {dlq_url} to {queue_url}");
+    }
+    Ok(ok)
+}
+
+async fn redrive_loop(
+    aws: &Aws,
+    args: &DlqRedriveArgs,
+    store: &EventStore,
+    dlq: &mut Dlq<'_>,
+    queue_url: &str,
+    report: &mut Vec<Redriven>,
+) -> anyhow::Result<()> {
+    let sqs = aws.sqs();
+    loop {
+        let batch = dlq.next().await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut to_move = Vec::new();
+        let mut to_drop = Vec::new();
+        let mut found_target = false;
+        for m in batch {
+            let id = m.message_id().unwrap_or_default().to_owned();
+            if args.message_id.as_ref().is_some_and(|want| *want != id) {
+                dlq.held.push(m);
+                continue;
+            }
+            found_target = true;
+            let Ok(f) = hookline::queue::decode(m.body().unwrap_or_default()) else {
+                report.push(Redriven {
+                    message_id: id,
+                    followup: "-".into(),
+                    result: "left",
+                    reason: Some("not a follow-up message; left on the queue".into()),
+                });
+                dlq.held.push(m);
+                continue;
+            };
+            let name = f.name();
+            if args.dry_run {
+                let (result, reason) = match verdict(status_now(aws, store, &f).await?) {
+                    Ok(()) => ("would_move", None),
+                    Err(why) => ("would_drop", Some(why)),
+                };
+                report.push(Redriven {
+                    message_id: id,
+                    followup: name,
+                    result,
+                    reason,
+                });
+                dlq.held.push(m);
+                continue;
+            }
+            let reset = match &f {
+                FollowUp::Action {
+                    source,
+                    event_id,
+                    action,
+                } => store.retry_action(source, event_id, action, false).await,
+                FollowUp::Sync {
+                    entity_kind,
+                    entity_id,
+                    ..
+                } => store.retry_sync(entity_kind, entity_id).await,
+            }
+            .map_err(|e| aws.fail(&format!("resetting {name}"), e))?;
+            if reset {
+                to_move.push((m, id, name));
+            } else {
+                let why = verdict(status_now(aws, store, &f).await?)
+                    .err()
+                    .unwrap_or_else(|| "it moved on meanwhile".into());
+                report.push(Redriven {
+                    message_id: id,
+                    followup: name,
+                    result: "dropped",
+                    reason: Some(why),
+                });
+                to_drop.push(m);
+            }
+        }
+        dlq.delete(&to_drop.iter().collect::<Vec<_>>()).await?;
+        if !to_move.is_empty() {
+            let entries = to_move
+                .iter()
+                .enumerate()
+                .map(|(i, (m, _, _))| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(m.body().unwrap_or_default())
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let sent = sqs
+                .send_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| aws.fail("sending to the follow-up queue", sdk_msg(e)))?;
+            let ok: HashSet<usize> = sent
+                .successful()
+                .iter()
+                .filter_map(|s| s.id().parse().ok())
+                .collect();
+            let mut moved = Vec::new();
+            for (i, (m, id, name)) in to_move.into_iter().enumerate() {
+                if ok.contains(&i) {
+                    report.push(Redriven {
+                        message_id: id,
+                        followup: name,
+                        result: "moved",
+                        reason: None,
+                    });
+                    moved.push(m);
+                } else {
+                    // Reset already: PENDING, so the reconciler sends it; a later redrive drops
+                    // this copy.
+                    report.push(Redriven {
+                        message_id: id,
+                        followup: name,
+                        result: "left",
+                        reason: Some(
+                            "reset, but the follow-up queue refused it: the reconciler sends it"
+                                .into(),
+                        ),
+                    });
+                    dlq.held.push(m);
+                }
+            }
+            dlq.delete(&moved.iter().collect::<Vec<_>>()).await?;
+        }
+        if found_target && args.message_id.is_some() {
+            return Ok(());
+        }
+    }
+}
+
+/// Refuses a redrive that names neither a message nor `--all` (clap enforces it; kept for
+/// callers that build [`DlqRedriveArgs`] by hand).
+pub fn check(args: &DlqRedriveArgs) -> anyhow::Result<()> {
+    if args.message_id.is_none() && !args.all {
+        bail!("name a message id (see `hookline dlq list`) or pass --all");
+    }
+    Ok(())
+}
