@@ -21,8 +21,8 @@ use std::collections::HashSet;
 
 use anyhow::bail;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use serde::Serialize;
 
@@ -108,29 +108,15 @@ impl<'a> Dlq<'a> {
 
     /// Deletes `messages` from the DLQ.
     async fn delete(&self, messages: &[&Message]) -> anyhow::Result<()> {
-        for chunk in messages.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .set_receipt_handle(m.receipt_handle().map(str::to_owned))
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            self.sqs
-                .delete_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| {
-                    self.aws
-                        .fail("deleting from the dead-letter queue", sdk_msg(e))
-                })?;
-        }
-        Ok(())
+        crate::delete_messages(
+            self.aws,
+            &self.sqs,
+            &self.url,
+            messages,
+            "deleting from the dead-letter queue",
+        )
+        .await
+        .map(drop)
     }
 
     /// Makes every held message visible again now.

@@ -86,28 +86,59 @@ pub fn default_sink_addr() -> std::net::SocketAddr {
 
 /// The webhook receiver functions `hookline send` knows, by function name.
 pub fn receiver(function: &str) -> anyhow::Result<ReceiverSpec> {
-    let specs = [payment_events::spec(), user_events::spec()];
-    let names: Vec<_> = specs.iter().map(|s| s.function).collect();
-    match specs.into_iter().find(|s| s.function == function) {
-        Some(spec) => Ok(spec),
-        None => bail!(
-            "unknown function {function:?}; known receivers: {}",
-            names.join(", ")
-        ),
-    }
+    find_receiver("function", function, |s| s.function)
 }
 
 /// The webhook receiver whose events carry `source` (e.g. `stripe`), for a replay.
 pub fn receiver_for_source(source: &str) -> anyhow::Result<ReceiverSpec> {
+    find_receiver("source", source, |s| s.source)
+}
+
+/// The receiver whose `field` (function or source name) is `name`; the error lists the known ones.
+fn find_receiver(
+    what: &str,
+    name: &str,
+    field: fn(&ReceiverSpec) -> &'static str,
+) -> anyhow::Result<ReceiverSpec> {
     let specs = [payment_events::spec(), user_events::spec()];
-    let names: Vec<_> = specs.iter().map(|s| s.source).collect();
-    match specs.into_iter().find(|s| s.source == source) {
+    let names: Vec<_> = specs.iter().map(field).collect();
+    match specs.into_iter().find(|s| field(s) == name) {
         Some(spec) => Ok(spec),
-        None => bail!(
-            "unknown source {source:?}; known sources: {}",
-            names.join(", ")
-        ),
+        None => bail!("unknown {what} {name:?}; known: {}", names.join(", ")),
     }
+}
+
+/// Deletes `messages` from `queue_url`, ten per `DeleteMessageBatch`; `what` names the step in
+/// an error. Returns how many SQS refused to delete (they will be delivered again).
+pub(crate) async fn delete_messages(
+    aws: &Aws,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    messages: &[&aws_sdk_sqs::types::Message],
+    what: &str,
+) -> anyhow::Result<usize> {
+    let mut refused = 0;
+    for chunk in messages.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = sqs
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| aws.fail(what, sdk_msg(e)))?;
+        refused += out.failed().len();
+    }
+    Ok(refused)
 }
 
 /// Where AWS calls go.

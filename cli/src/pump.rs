@@ -9,9 +9,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
-};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use serde_json::{Value, json};
 
 use crate::cli::PumpArgs;
@@ -206,32 +204,18 @@ impl Pump {
     }
 
     async fn delete(&self, messages: &[&Message]) -> anyhow::Result<()> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let entries = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle().map(str::to_owned))
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = self
-            .sqs
-            .delete_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| self.aws.fail("deleting handled messages", sdk_msg(e)))?;
-        if !out.failed().is_empty() {
+        let refused = crate::delete_messages(
+            &self.aws,
+            &self.sqs,
+            &self.queue_url,
+            messages,
+            "deleting handled messages",
+        )
+        .await?;
+        if refused > 0 {
             eprintln!(
-                "pump: {} handled message(s) could not be deleted; they will be delivered again \
-                 (the worker's marks make that harmless)",
-                out.failed().len()
+                "pump: {refused} handled message(s) could not be deleted; they will be delivered \
+                 again (the worker's claims make that harmless)"
             );
         }
         Ok(())
