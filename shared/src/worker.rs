@@ -70,6 +70,12 @@ pub enum Retry {
     Malformed(String),
 }
 
+impl From<crate::store::StoreError> for Retry {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Dependency(e.to_string())
+    }
+}
+
 /// The worker: store, queue, HTTP client, targets and timers, built once per cold start.
 #[derive(Debug, Clone)]
 pub struct Worker {
@@ -160,8 +166,12 @@ impl Worker {
 
     async fn handle_record(&self, record: &SqsMessage) -> Result<Handled, Retry> {
         let body = record.body.as_deref().unwrap_or_default();
-        let result = self.handle_message(body).await;
-        self.report(record, body, &result);
+        let followup = queue::decode(body);
+        let result = match &followup {
+            Ok(f) => self.run(f).await,
+            Err(e) => Err(Retry::Malformed(e.to_string())),
+        };
+        self.report(record, followup.as_ref().ok(), &result);
         match &result {
             Err(Retry::Backoff { delay, .. }) => {
                 if let Some(handle) = record.receipt_handle.as_deref()
@@ -184,21 +194,30 @@ impl Worker {
 
     /// One log line (with the follow-up's source, event or entity, and action: never a payload)
     /// and one metric line per message whose follow-up moved on.
-    fn report(&self, record: &SqsMessage, body: &str, result: &Result<Handled, Retry>) {
+    fn report(
+        &self,
+        record: &SqsMessage,
+        followup: Option<&FollowUp>,
+        result: &Result<Handled, Retry>,
+    ) {
         let message_id = record.message_id.as_deref().unwrap_or_default();
-        let (source, subject, action) = match queue::decode(body) {
-            Ok(FollowUp::Action {
+        let (source, subject, action) = match followup {
+            Some(FollowUp::Action {
                 source,
                 event_id,
                 action,
-            }) => (source, event_id, action),
-            Ok(FollowUp::Sync {
+            }) => (source.as_str(), event_id.clone(), action.as_str()),
+            Some(FollowUp::Sync {
                 source,
                 entity_kind,
                 entity_id,
                 sync,
-            }) => (source, format!("{entity_kind}/{entity_id}"), sync),
-            Err(_) => ("unknown".to_owned(), String::new(), String::new()),
+            }) => (
+                source.as_str(),
+                format!("{entity_kind}/{entity_id}"),
+                sync.as_str(),
+            ),
+            None => ("unknown", String::new(), ""),
         };
         let metric = match result {
             Ok(handled) => {
@@ -216,25 +235,29 @@ impl Worker {
             }
         };
         if let Some(name) = metric {
-            self.metrics.count(FUNCTION, &source, name, 1);
+            self.metrics.count(FUNCTION, source, name, 1);
         }
     }
 
     /// Handles one message body. `Ok(Handled::Failed)` means "move it to the DLQ".
     pub async fn handle_message(&self, body: &str) -> Result<Handled, Retry> {
         let followup = queue::decode(body).map_err(|e| Retry::Malformed(e.to_string()))?;
+        self.run(&followup).await
+    }
+
+    async fn run(&self, followup: &FollowUp) -> Result<Handled, Retry> {
         match followup {
             FollowUp::Action {
                 source,
                 event_id,
                 action,
-            } => self.run_action(&source, &event_id, &action).await,
+            } => self.run_action(source, event_id, action).await,
             FollowUp::Sync {
                 source,
                 entity_kind,
                 entity_id,
                 sync: _,
-            } => self.run_sync(&source, &entity_kind, &entity_id).await,
+            } => self.run_sync(source, entity_kind, entity_id).await,
         }
     }
 
@@ -244,7 +267,6 @@ impl Worker {
         event_id: &str,
         action: &str,
     ) -> Result<Handled, Retry> {
-        let store = |e: crate::store::StoreError| Retry::Dependency(e.to_string());
         let Some(claim) = self
             .store
             .claim_action(
@@ -254,14 +276,13 @@ impl Worker {
                 Self::ms(self.timers.lease),
                 Self::ms(self.timers.visibility),
             )
-            .await
-            .map_err(store)?
+            .await?
         else {
             return Ok(Handled::NotClaimed);
         };
         let entry = &claim.entry;
         let finish = if let Some(e) = &entry.unless_deleted
-            && self.store.is_deleted(&e.kind, &e.id).await.map_err(store)?
+            && self.store.is_deleted(&e.kind, &e.id).await?
         {
             Finish::Skipped {
                 reason: "entity deleted".into(),
@@ -273,13 +294,11 @@ impl Worker {
         let marked = self
             .store
             .finish_action(source, event_id, action, &claim.lease, &finish)
-            .await
-            .map_err(store)?;
+            .await?;
         outcome(&finish, marked, self.clock.now_millis())
     }
 
     async fn run_sync(&self, source: &str, kind: &str, id: &str) -> Result<Handled, Retry> {
-        let store = |e: crate::store::StoreError| Retry::Dependency(e.to_string());
         let Some(claim) = self
             .store
             .claim_sync(
@@ -288,8 +307,7 @@ impl Worker {
                 Self::ms(self.timers.lease),
                 Self::ms(self.timers.visibility),
             )
-            .await
-            .map_err(store)?
+            .await?
         else {
             return Ok(Handled::NotClaimed);
         };
@@ -321,8 +339,7 @@ impl Worker {
         let marked = self
             .store
             .finish_sync(&claim.entity, &claim.lease, &finish, posted)
-            .await
-            .map_err(store)?;
+            .await?;
         if marked == Marked::Moved {
             let again = FollowUp::Sync {
                 source: source.to_owned(),
