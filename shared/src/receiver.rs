@@ -318,32 +318,16 @@ impl Receiver {
             )
             .await?;
         let budget = self.budget(req, started);
-        let within = |what: &'static str| {
-            move |_| StoreError::Transient {
-                op: what,
-                message: "the request's time budget ran out".into(),
-            }
-        };
         let (committed, event_id, event_type) = match step {
             Step::Ready(prepared) => {
                 let Prepared { described, plan } = *prepared;
                 let event = self.event(&described, body);
-                let res = tokio::time::timeout(budget, self.store.commit(plan))
-                    .await
-                    .map_err(within("TransactWriteItems"))
-                    .and_then(|r| r);
-                match res {
+                match within(budget, self.store.commit(plan)).await {
                     Ok(c) => (c, described.event_id.clone(), described.event_type.clone()),
                     Err(StoreError::Permanent { message, .. }) => {
                         let reason = format!("not storable: {message}");
-                        let c = tokio::time::timeout(
-                            budget.saturating_sub(started.elapsed()),
-                            self.store.quarantine(&event, &reason),
-                        )
-                        .await
-                        .map_err(within("TransactWriteItems"))
-                        .and_then(|r| r)
-                        .map_err(store_failure)?;
+                        let left = budget.saturating_sub(started.elapsed());
+                        let c = self.quarantine(&event, &reason, left).await?;
                         (c, described.event_id.clone(), described.event_type.clone())
                     }
                     Err(e) => return Err(store_failure(e)),
@@ -362,20 +346,7 @@ impl Receiver {
                     provider_ts: 0,
                     body,
                 };
-                let c = tokio::time::timeout(budget, self.store.quarantine(&event, &reason))
-                    .await
-                    .map_err(within("TransactWriteItems"))
-                    .and_then(|r| r)
-                    .map_err(store_failure)?;
-                if c.outcome == Outcome::Quarantined {
-                    tracing::warn!(
-                        metric = "event_quarantined",
-                        function = self.spec.function,
-                        event_id = %event_id,
-                        reason = %reason,
-                        "verified event quarantined: it does not fit the model"
-                    );
-                }
+                let c = self.quarantine(&event, &reason, budget).await?;
                 (c, event_id, event_type)
             }
         };
@@ -400,6 +371,29 @@ impl Receiver {
             ),
             (committed.outcome.status(), enqueue_failed),
         ))
+    }
+
+    /// Records `event` as quarantined within `left` of the budget, and says so in the log (the
+    /// metric line counts it too).
+    async fn quarantine(
+        &self,
+        event: &NewEvent<'_>,
+        reason: &str,
+        left: Duration,
+    ) -> Result<Committed, ApiError> {
+        let c = within(left, self.store.quarantine(event, reason))
+            .await
+            .map_err(store_failure)?;
+        if c.outcome == Outcome::Quarantined {
+            tracing::warn!(
+                metric = "event_quarantined",
+                function = self.spec.function,
+                event_id = %event.event_id,
+                reason = %reason,
+                "verified event quarantined: it does not fit the model, or the store refused it"
+            );
+        }
+        Ok(c)
     }
 
     /// Sends the follow-ups within what is left of the budget; whatever does not make it stays
@@ -428,6 +422,20 @@ impl Receiver {
         }
         failed
     }
+}
+
+/// Runs a store write within `left` of the request's budget; running out is a transient
+/// failure (503: the sender retries).
+async fn within<T>(
+    left: Duration,
+    write: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(left, write).await.unwrap_or_else(|_| {
+        Err(StoreError::Transient {
+            op: "TransactWriteItems",
+            message: "the request's time budget ran out".into(),
+        })
+    })
 }
 
 fn store_failure(e: StoreError) -> ApiError {
