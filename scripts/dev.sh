@@ -151,6 +151,11 @@ for fn in "${receivers[@]}"; do
   done
   probe "$fn" || { echo "dev: $fn did not become ready; see $state/watch.log" >&2; exit 1; }
 done
+# ...and the sink and the pump are still running (a port already taken stops the sink at once).
+for name in sink pump; do
+  kill -0 "$(cat "$state/$name.pid")" 2>/dev/null ||
+    { echo "dev: hookline $name exited; see $state/$name.log" >&2; exit 1; }
+done
 
 ports=""
 [ "$watch_port" = 9000 ] || ports+="HOOKLINE_WATCH_PORT=$watch_port "
