@@ -54,14 +54,15 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-co
 -Cdebug-assertions -Coverflow-checks"
 echo "== building the fuzz crate ($triple, $target_dir)"
 build_started=$SECONDS
-cargo build --release --locked --manifest-path fuzz/Cargo.toml --target "$triple" \
-    --target-dir "$target_dir" --bins
+cargo build --release --locked --manifest-path fuzz/Cargo.toml --features libfuzzer \
+    --target "$triple" --target-dir "$target_dir" --bins
 echo "   built in $((SECONDS - build_started)) s"
 bin_dir="$target_dir/$triple/release"
 log_dir="$target_dir/fuzz-logs"
 mkdir -p "$log_dir"
 
-# Seeds: a sample body as is (models), behind a message-id flag byte (users model), or behind
+# Seeds (fuzz/tests/corpus.rs replays the same ones in `make test`: keep the two in step): a
+# sample body as is (models), behind a message-id flag byte (users model), or behind
 # the request-path prefix: flags (bit 1 genuine, bit 0 user-events), skew 0, source 192.0.2.1,
 # no extra header, default message id (see fuzz/src/request_path.rs).
 seed() {

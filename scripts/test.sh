@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command (`make test`): pinned tools, formatting, lints, template lint, then the
-# whole suite against a moto server this script starts on a free port and stops at the end, then
-# a short storm against a whole `make dev` stack of its own (scripts/storm.py --short).
+# whole suite against a moto server this script starts on a free port and stops at the end (the
+# fuzz targets' seeds and kept crash inputs replay there as ordinary tests: fuzz/tests/corpus.rs),
+# then a short storm against a whole `make dev` stack of its own (scripts/storm.py --short). The
+# instrumented fuzz build and its timed runs are `make fuzz`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -44,12 +46,3 @@ cargo nextest run --workspace --locked --no-fail-fast "$@"
 # and stops its own stack, on free ports, and exits non-zero when an invariant is broken.
 echo "== storm (short)"
 python scripts/storm.py --short
-
-# The fuzz crate (outside the workspace): built with coverage instrumentation and every target
-# run briefly, two at a time, so a target that no longer builds or crashes at once fails CI.
-# FUZZ_SECONDS per target (default 10; 0 skips the step). The long runs: docs/RELIABILITY.md.
-fuzz_seconds="${FUZZ_SECONDS:-10}"
-if [[ "$fuzz_seconds" != 0 ]]; then
-    echo "== fuzz targets, ${fuzz_seconds} s each"
-    bash scripts/fuzz.sh -j 2 "$fuzz_seconds"
-fi

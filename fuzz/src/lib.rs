@@ -9,11 +9,11 @@
 pub mod models;
 pub mod request_path;
 
+use arbitrary::{Result, Unstructured};
 use hookline::clock::FixedClock;
 use hookline::secret::{Secret, Secrets};
 use hookline::verify::{Incoming, Scheme, SignInput, Verifier, sign};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use libfuzzer_sys::arbitrary::{Result, Unstructured};
 
 /// The headers each scheme reads (lower case), plus one it ignores.
 fn names(scheme: &Scheme) -> &'static [&'static str] {
