@@ -918,3 +918,416 @@ async fn a_backoff_holds_every_copy_of_the_followup_not_only_the_message_that_fa
         "POSTs and attempts within one backoff"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 14: one entity decides; nothing hidden by an ambiguous answer (docs/FOLLOWUPS.md).
+
+/// A checkout event `name` for session `cs` at `created`: `mode`, `payment_status`, and the
+/// subscription it started (subscription mode).
+fn checkout_event(
+    name: &str,
+    id: &str,
+    cs: &str,
+    created: i64,
+    mode: &str,
+    payment_status: &str,
+    subscription: Option<&str>,
+) -> Value {
+    let mut v = sample("payment-events", name);
+    v["data"]["object"] =
+        sample("payment-events", "checkout.session.async_payment_succeeded")["data"]["object"]
+            .clone();
+    v["id"] = id.into();
+    v["created"] = created.into();
+    let obj = &mut v["data"]["object"];
+    obj["id"] = cs.into();
+    obj["mode"] = mode.into();
+    obj["payment_status"] = payment_status.into();
+    obj["subscription"] = subscription.into();
+    v
+}
+
+/// The access POSTs (path, key) whose body names `needle`, in the order the target got them.
+fn access_posts(h: &Harness, needle: &str) -> Vec<(String, String)> {
+    h.target
+        .received()
+        .into_iter()
+        .filter(|r| r.body.contains(&format!("\"{needle}\"")))
+        .map(|r| (r.path, r.idempotency_key.unwrap_or_default()))
+        .collect()
+}
+
+/// (a) A subscription-mode checkout granted access as an event action of its own: landing after
+/// the subscription's revoke (or beside a `deleted` that overtook its `created`), it left a
+/// canceled subscription with access for good.
+#[tokio::test]
+async fn a_checkout_beside_a_canceled_subscription_never_grants_after_the_revoke_in_any_order() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    for (n, order) in permutations(3).into_iter().enumerate() {
+        let sub = format!("sub_chk{n}");
+        let bodies = [
+            subscription_event(
+                "created",
+                &format!("evt_{sub}_0"),
+                &sub,
+                NOW - 100,
+                "active",
+            ),
+            checkout_event(
+                "checkout.session.completed",
+                &format!("evt_{sub}_1"),
+                &format!("cs_{sub}"),
+                NOW - 99,
+                "subscription",
+                "paid",
+                Some(&sub),
+            ),
+            subscription_event(
+                "deleted",
+                &format!("evt_{sub}_2"),
+                &sub,
+                NOW - 80,
+                "canceled",
+            ),
+        ];
+        for (step, &i) in order.iter().enumerate() {
+            let answer = h.deliver(&spec, &bodies[i], &format!("d{n}{i}")).await;
+            assert!(answer == "accepted" || answer == "stale", "{answer}");
+            if (n + step) % 2 == 0 {
+                h.settle(u64::try_from(n * 10 + step).unwrap()).await;
+            }
+        }
+        h.settle(u64::try_from(n).unwrap()).await;
+        let paths: Vec<String> = access_posts(&h, &sub).into_iter().map(|p| p.0).collect();
+        assert!(
+            matches!(
+                paths.last().map(String::as_str),
+                None | Some("/revoke_access")
+            ),
+            "order {order:?}: the target ends revoked: {paths:?}"
+        );
+        if let Some(first_revoke) = paths.iter().position(|p| p == "/revoke_access") {
+            assert!(
+                paths[first_revoke..].iter().all(|p| p == "/revoke_access"),
+                "order {order:?}: no grant after the revoke: {paths:?}"
+            );
+        }
+        let checkout = h
+            .store()
+            .get_event("stripe", &format!("evt_{sub}_1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            checkout.outbox.is_empty(),
+            "a checkout sends nothing itself"
+        );
+    }
+}
+
+/// Fails the first DynamoDB `op` call whose request body contains `needle`, before it is sent.
+#[derive(Debug, Clone)]
+struct FailFirstWith {
+    op: &'static str,
+    needle: &'static str,
+    done: Arc<AtomicUsize>,
+}
+
+impl Intercept for FailFirstWith {
+    fn name(&self) -> &'static str {
+        "FailFirstWith"
+    }
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = ctx.request().headers().get("x-amz-target").unwrap_or("");
+        let body = ctx.request().body().bytes().unwrap_or_default();
+        let hit = String::from_utf8_lossy(body).contains(self.needle);
+        if target.ends_with(self.op) && hit && self.done.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err("injected: the connection dropped".into());
+        }
+        Ok(())
+    }
+}
+
+/// (b) `synced` is written only after a 2xx and a successful mark: a provision that got a 503
+/// after the target recorded it, that ran out of attempts, or whose DONE mark was lost left it
+/// empty, and the cancellation then counted as the baseline: no revoke was ever sent.
+#[tokio::test]
+async fn a_provision_without_a_clear_answer_still_gets_its_revoke() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let one_attempt = h.stack.worker(
+        &h.target,
+        Timers {
+            max_attempts: 1,
+            ..Timers::default()
+        },
+        h.shared(),
+    );
+    let lost_mark = {
+        let failing = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&h.stack.sdk)
+                .interceptor(FailFirstWith {
+                    op: "UpdateItem",
+                    needle: "sync_synced",
+                    done: Arc::default(),
+                })
+                .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+                .build(),
+        );
+        let targets = hookline::store::ACTION_KINDS
+            .iter()
+            .map(|k| {
+                (
+                    (*k).to_owned(),
+                    hookline::config::Target::Url(h.target.url(k)),
+                )
+            })
+            .collect();
+        Worker::from_parts(
+            EventStore::new(failing, &h.stack.table, 30, h.shared()),
+            h.stack.queue(),
+            &h.stack.dlq_url,
+            targets,
+            Timers::default(),
+            h.shared(),
+        )
+        .unwrap()
+    };
+    for (case, worker, status) in [
+        ("503", &h.worker, 503),
+        ("exhausted", &one_attempt, 503),
+        ("lostmark", &lost_mark, 200),
+    ] {
+        let sub = format!("sub_amb_{case}");
+        h.target.set_default(status);
+        let created = subscription_event("created", &format!("evt_{sub}_0"), &sub, NOW, "active");
+        assert_eq!(h.deliver(&spec, &created, "d").await, "accepted");
+        let fed = h.stack.feed(worker, 10, 1).await.unwrap();
+        assert_eq!(fed.received, 1, "{case}");
+        assert_eq!(
+            access_posts(&h, &sub).len(),
+            1,
+            "{case}: the target got the grant"
+        );
+        h.target.set_default(200);
+        let deleted = subscription_event(
+            "deleted",
+            &format!("evt_{sub}_1"),
+            &sub,
+            NOW + 10,
+            "canceled",
+        );
+        assert_eq!(h.deliver(&spec, &deleted, "d").await, "accepted");
+        // Past every backoff and lease: the held message and the reconciler bring it back.
+        h.clock.advance_secs(3_600);
+        h.stack.release(&fed.failed).await.unwrap();
+        h.reconcile().await;
+        h.settle(2).await;
+        let paths: Vec<String> = access_posts(&h, &sub).into_iter().map(|p| p.0).collect();
+        assert_eq!(
+            paths.last().map(String::as_str),
+            Some("/revoke_access"),
+            "{case}: a grant that may have landed is revoked: {paths:?}"
+        );
+        let sync = h
+            .store()
+            .get_entity("subscription", &sub)
+            .await
+            .unwrap()
+            .unwrap()
+            .sync
+            .unwrap();
+        assert_eq!(sync.status, ActionStatus::Done, "{case}");
+        assert_eq!(sync.synced.unwrap().action, "revoke_access", "{case}");
+    }
+}
+
+/// (c) The sync key carried the entity's version: a metadata-only change re-POSTed an
+/// ambiguous grant under a new key, which a target deduplicating by key cannot recognise.
+#[tokio::test]
+async fn a_metadata_only_update_repeats_an_ambiguous_grants_key_and_a_resubscribe_gets_a_new_one() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let sub = "sub_keys";
+    h.target.set_default(503);
+    let created = subscription_event("created", "evt_keys_0", sub, NOW - 100, "active");
+    assert_eq!(h.deliver(&spec, &created, "d").await, "accepted");
+    let fed = h.stack.feed(&h.worker, 10, 1).await.unwrap();
+    assert_eq!(fed.failed.len(), 1, "the grant's answer was a 503");
+    // The same subscription, one field of metadata changed: the same desired state.
+    let mut metadata = subscription_event("updated", "evt_keys_1", sub, NOW - 90, "active");
+    metadata["data"]["object"] = created["data"]["object"].clone();
+    metadata["data"]["object"]["metadata"] = json!({"plan_note": "new"});
+    assert_eq!(h.deliver(&spec, &metadata, "d").await, "accepted");
+    h.target.set_default(200);
+    h.clock.advance_secs(3_600);
+    h.stack.release(&fed.failed).await.unwrap();
+    h.settle(2).await;
+    let posts = access_posts(&h, sub);
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    let grant = format!("stripe:subscription/{sub}#1:access:0");
+    assert_eq!(
+        posts,
+        [
+            ("/provision_access".to_owned(), grant.clone()),
+            ("/provision_access".to_owned(), grant.clone())
+        ],
+        "the repeat of one state carries its key"
+    );
+    // Past due (revoke), then active again (a re-subscribe): each a new state, a new key.
+    for (i, status) in [(2, "past_due"), (3, "active")] {
+        let v = subscription_event(
+            "updated",
+            &format!("evt_keys_{i}"),
+            sub,
+            NOW - 100 + 10 * i,
+            status,
+        );
+        assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
+        h.settle(3 + u64::try_from(i).unwrap()).await;
+    }
+    let posts = access_posts(&h, sub);
+    assert_eq!(
+        posts[2..],
+        [
+            (
+                "/revoke_access".to_owned(),
+                format!("stripe:subscription/{sub}#2:access:0")
+            ),
+            (
+                "/provision_access".to_owned(),
+                format!("stripe:subscription/{sub}#3:access:0")
+            ),
+        ]
+    );
+    assert_ne!(
+        posts[3].1, grant,
+        "a re-subscribe is not swallowed as a repeat"
+    );
+}
+
+/// (d) A late `invoice.payment_failed` for an invoice already paid alerted the admin anyway.
+#[tokio::test]
+async fn a_payment_failure_alert_processed_after_the_invoice_is_paid_is_skipped() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let failed = |tag: &str| {
+        let mut v = sample("payment-events", "invoice.payment_failed");
+        v["id"] = format!("evt_{tag}_failed").into();
+        v["created"] = (NOW - 100).into();
+        v["data"]["object"]["id"] = format!("in_{tag}").into();
+        v
+    };
+    let paid = |tag: &str| {
+        let mut v = invoice_paid(tag);
+        v["id"] = format!("evt_{tag}_paid").into();
+        v["created"] = (NOW - 50).into();
+        v
+    };
+    // Paid first (the failure arrives late and stale), and failed first with the worker only
+    // running once the payment is recorded.
+    for (tag, first_paid) in [("late_a", true), ("late_b", false)] {
+        let (one, two) = if first_paid {
+            (paid(tag), failed(tag))
+        } else {
+            (failed(tag), paid(tag))
+        };
+        assert_eq!(h.deliver(&spec, &one, "d").await, "accepted");
+        let answer = h.deliver(&spec, &two, "d").await;
+        assert!(answer == "accepted" || answer == "stale", "{answer}");
+        h.settle(1).await;
+        let event = h
+            .store()
+            .get_event("stripe", &format!("evt_{tag}_failed"))
+            .await
+            .unwrap()
+            .unwrap();
+        let alert = event
+            .outbox
+            .iter()
+            .find(|o| o.kind == "notify_admin")
+            .unwrap();
+        assert_eq!(alert.status, ActionStatus::Skipped, "{tag}");
+        assert_eq!(alert.reason.as_deref(), Some("invoice paid meanwhile"));
+    }
+    // A failure that is still a failure when its alert runs is told.
+    assert_eq!(h.deliver(&spec, &failed("open"), "d").await, "accepted");
+    h.settle(2).await;
+    let alerts: Vec<String> = h
+        .target
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/notify_admin")
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("in_open"));
+}
+
+/// (e) A one-time payment was provisioned by each checkout event that said "paid", each under
+/// its own event's key: `completed` (paid) and `async_payment_succeeded` were two grants.
+#[tokio::test]
+async fn a_one_time_payment_is_fulfilled_once_whichever_checkout_event_says_paid() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let completed = "checkout.session.completed";
+    let succeeded = "checkout.session.async_payment_succeeded";
+    // (event, payment status) in arrival order; the worker runs between the two in odd cases.
+    let cases: [&[(&str, &str)]; 5] = [
+        &[(completed, "paid")],
+        &[(completed, "unpaid"), (succeeded, "paid")],
+        &[(succeeded, "paid"), (completed, "unpaid")],
+        &[(completed, "paid"), (succeeded, "paid")],
+        &[(succeeded, "paid"), (completed, "paid")],
+    ];
+    for (n, case) in cases.iter().enumerate() {
+        let cs = format!("cs_once{n}");
+        for (i, (name, status)) in case.iter().enumerate() {
+            // `completed` is always the older event of a session.
+            let created = if *name == completed {
+                NOW - 100
+            } else {
+                NOW - 50
+            };
+            let v = checkout_event(
+                name,
+                &format!("evt_{cs}_{i}"),
+                &cs,
+                created,
+                "payment",
+                status,
+                None,
+            );
+            let answer = h.deliver(&spec, &v, &format!("d{n}{i}")).await;
+            assert!(answer == "accepted" || answer == "stale", "{answer}");
+            assert!(
+                h.store()
+                    .get_event("stripe", &format!("evt_{cs}_{i}"))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .outbox
+                    .is_empty(),
+                "no event action grants"
+            );
+            if n % 2 == 1 {
+                h.settle(u64::try_from(n * 10 + i).unwrap()).await;
+            }
+        }
+        h.settle(u64::try_from(n).unwrap()).await;
+        assert_eq!(
+            access_posts(&h, &cs),
+            [(
+                "/provision_access".to_owned(),
+                format!("stripe:checkout_session/{cs}#1:fulfilment:0")
+            )],
+            "case {n}: fulfilled once, under the session's key"
+        );
+    }
+}

@@ -47,17 +47,42 @@ pub const ACTION_KINDS: &[&str] = &[
 /// order of arrival (a stale event still gets its event actions).
 ///
 /// Its `kind` names the action and selects its target (`ACTION_<KIND>_URL`); an event holds at
-/// most one action of each kind.
+/// most one action of each kind. An action never grants or revokes anything an entity's sync
+/// decides (docs/FOLLOWUPS.md, "One entity decides").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ActionRepr")]
 pub struct Action {
     /// Action kind, lower-case letters, digits and `_` (e.g. `receipt`, `notify_failure`).
     pub kind: String,
     /// JSON payload posted to the action's target.
     pub payload: serde_json::Value,
-    /// When set, the action is not run for an entity that is deleted by the time it runs (no
-    /// welcome to a user erased before the welcome went out): it ends SKIPPED instead.
+    /// When set, read when the action runs: an action whose guard fails ends SKIPPED with the
+    /// guard's reason instead of being sent (no welcome to a user erased meanwhile, no alert
+    /// about an invoice paid meanwhile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unless_deleted: Option<EntityRef>,
+    pub guard: Option<Guard>,
+}
+
+/// How an [`Action`] is read: with its guard, or with the `unless_deleted` entity of earlier
+/// versions.
+#[derive(Deserialize)]
+struct ActionRepr {
+    kind: String,
+    payload: serde_json::Value,
+    #[serde(default)]
+    guard: Option<Guard>,
+    #[serde(default)]
+    unless_deleted: Option<EntityRef>,
+}
+
+impl From<ActionRepr> for Action {
+    fn from(r: ActionRepr) -> Self {
+        Self {
+            kind: r.kind,
+            payload: r.payload,
+            guard: r.guard.or(r.unless_deleted.map(Guard::UnlessDeleted)),
+        }
+    }
 }
 
 impl Action {
@@ -66,18 +91,87 @@ impl Action {
         Self {
             kind: kind.to_owned(),
             payload,
-            unless_deleted: None,
+            guard: None,
         }
     }
 
     /// The same action, not run once the entity `kind`/`id` is deleted.
     #[must_use]
     pub fn unless_deleted(mut self, kind: &str, id: &str) -> Self {
-        self.unless_deleted = Some(EntityRef {
+        self.guard = Some(Guard::UnlessDeleted(EntityRef {
             kind: kind.to_owned(),
             id: id.to_owned(),
+        }));
+        self
+    }
+
+    /// The same action, not run when, by the time it runs, attribute `attr` of the entity
+    /// `kind`/`id` equals `equals` (e.g. an alert about an invoice's failed payment, not sent
+    /// once the invoice is paid): it ends SKIPPED with `reason`.
+    #[must_use]
+    pub fn unless_attr(
+        mut self,
+        kind: &str,
+        id: &str,
+        attr: &str,
+        equals: serde_json::Value,
+        reason: &str,
+    ) -> Self {
+        self.guard = Some(Guard::UnlessAttr {
+            entity: EntityRef {
+                kind: kind.to_owned(),
+                id: id.to_owned(),
+            },
+            attr: attr.to_owned(),
+            equals,
+            reason: reason.to_owned(),
         });
         self
+    }
+}
+
+/// A condition an event action re-checks against an entity's state when it runs: an event
+/// action is a fact about its event, but some facts stop being worth telling once the entity
+/// moved on. A failed guard ends the action SKIPPED with the guard's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "guard")]
+pub enum Guard {
+    /// Not run once the entity is deleted (reason: `entity deleted`).
+    UnlessDeleted(EntityRef),
+    /// Not run while the entity's attribute `attr` equals `equals`.
+    UnlessAttr {
+        /// The entity read.
+        entity: EntityRef,
+        /// The attribute compared (a key of the entity's `attrs`).
+        attr: String,
+        /// The value that makes the action pointless.
+        equals: serde_json::Value,
+        /// Why it is skipped then, short and log-safe, e.g. `invoice paid meanwhile`.
+        reason: String,
+    },
+}
+
+impl Guard {
+    /// The entity this guard reads.
+    pub fn entity(&self) -> &EntityRef {
+        match self {
+            Self::UnlessDeleted(e) | Self::UnlessAttr { entity: e, .. } => e,
+        }
+    }
+
+    /// Why the action must be skipped given the entity as it is now (`None`: not recorded), or
+    /// `None` when it may run.
+    pub fn fails(&self, entity: Option<&EntityRecord>) -> Option<String> {
+        let entity = entity?;
+        match self {
+            Self::UnlessDeleted(_) => entity.deleted.then(|| "entity deleted".to_owned()),
+            Self::UnlessAttr {
+                attr,
+                equals,
+                reason,
+                ..
+            } => (entity.attrs.get(attr) == Some(equals)).then(|| reason.clone()),
+        }
     }
 }
 
@@ -92,7 +186,7 @@ pub struct EntityRef {
 
 /// The target state an entity's sync mirrors somewhere else, derived by the mapping from the
 /// entity's state at this version. The worker POSTs it to the target of `action` only when it
-/// differs from what was last synced.
+/// differs from what was last sent (docs/FOLLOWUPS.md, "State syncs").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncTarget {
     /// The sync's name, e.g. `access` (one sync per entity).
@@ -102,7 +196,8 @@ pub struct SyncTarget {
     /// The payload to POST.
     pub payload: serde_json::Value,
     /// True for the state a target already assumes of an entity it never heard of (e.g. "no
-    /// access"): nothing is POSTed when this is desired and nothing was ever synced.
+    /// access"): nothing is POSTed when this is desired and no state was ever *sent* (a POST
+    /// that may have reached the target counts as sent, whatever its answer).
     #[serde(default)]
     pub baseline: bool,
 }
@@ -318,8 +413,8 @@ pub struct OutboxEntry {
     pub last_status: i64,
     /// A short reason for the last outcome (never a body).
     pub reason: Option<String>,
-    /// Not run once this entity is deleted.
-    pub unless_deleted: Option<EntityRef>,
+    /// Re-checked when it runs: a failed guard ends it SKIPPED.
+    pub guard: Option<Guard>,
 }
 
 /// A stored event record, as read back.
@@ -362,8 +457,16 @@ pub struct SyncRecord {
     pub status: ActionStatus,
     /// The desired target state, from the entity's last applied change.
     pub desired: SyncTarget,
-    /// What was last POSTed (and acknowledged), if anything.
+    /// What was last POSTed and acknowledged (2xx, then marked), if anything.
     pub synced: Option<SyncTarget>,
+    /// What was last *maybe sent*: written under the lease before each POST of a new state, so
+    /// a POST whose answer was lost, a 5xx or a timeout still counts (docs/FOLLOWUPS.md).
+    pub sent: Option<SyncTarget>,
+    /// The sequence of the sent state: moves only when the state sent changes; part of the
+    /// `Idempotency-Key` (`<source>:<kind>/<id>#<seq>:<sync>:<generation>`). 0: nothing sent.
+    pub seq: i64,
+    /// The source of the events that change the entity (first part of the key).
+    pub source: String,
     /// The entity version that was last synced.
     pub synced_version: Option<i64>,
     /// Attempts since the desired state last changed.
