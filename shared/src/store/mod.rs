@@ -1,7 +1,7 @@
 //! The DynamoDB event store: one table, one transaction per event, and the leased lifecycle of
 //! every follow-up.
 //!
-//! Invariants kept here (DESIGN.md 1–3):
+//! Invariants kept here (docs/DATA.md, docs/FOLLOWUPS.md):
 //! - an event is recorded with ONE `TransactWriteItems` holding the event record (condition
 //!   `attribute_not_exists(pk)`), its raw body (an item of its own, so marks and claims never
 //!   read or rewrite it), the entity's state change (condition on ordering) and the outbox of
@@ -16,7 +16,11 @@
 //! - a mapping's attributes live in a map of their own (`attrs`), so no mapping can overwrite
 //!   keys, index attributes or the TTL attribute;
 //! - only the holder of a follow-up's lease may POST it or mark it DONE or FAILED; every
-//!   transition is one conditional update.
+//!   transition is one conditional update;
+//! - a sync records the state it is about to POST as *maybe sent* (`sync_sent`, with the
+//!   sequence `sync_seq` of its `Idempotency-Key`) under its lease before the POST, so a POST
+//!   without a clear answer is never taken for "never sent" (docs/FOLLOWUPS.md, "State syncs");
+//! - an event action's [`Guard`] is stored with it and read when it runs.
 
 mod admin;
 mod dynamo;
@@ -481,6 +485,23 @@ pub struct SyncRecord {
     pub reason: Option<String>,
 }
 
+impl SyncRecord {
+    /// The `Idempotency-Key` of the state last sent, at the current generation (what a repeat
+    /// of it carries); `None` while nothing was ever sent.
+    pub fn sent_key(&self, kind: &str, id: &str) -> Option<String> {
+        (self.seq > 0).then(|| {
+            lifecycle::sync_key(
+                &self.source,
+                kind,
+                id,
+                self.seq,
+                &self.name,
+                self.generation,
+            )
+        })
+    }
+}
+
 /// The state of one entity as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityRecord {
@@ -531,5 +552,76 @@ impl StoreError {
     /// True when the same request may succeed later.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transient { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    fn entity(deleted: bool, status: &str) -> EntityRecord {
+        EntityRecord {
+            kind: "invoice".into(),
+            id: "in_1".into(),
+            version: 1,
+            last_event_id: "evt_1".into(),
+            deleted,
+            attrs: StateAttrs::from([("payment_status".to_owned(), json!(status))]),
+            sync: None,
+        }
+    }
+
+    #[test]
+    fn guards_skip_only_when_the_entity_says_so_now() {
+        let paid = Action::new("notify_admin", json!({}))
+            .unless_attr(
+                "invoice",
+                "in_1",
+                "payment_status",
+                json!("paid"),
+                "invoice paid meanwhile",
+            )
+            .guard
+            .unwrap();
+        assert_eq!(
+            paid.fails(Some(&entity(false, "paid"))).as_deref(),
+            Some("invoice paid meanwhile")
+        );
+        assert_eq!(paid.fails(Some(&entity(false, "failed"))), None);
+        assert_eq!(paid.fails(None), None, "an entity never recorded: run");
+        let deleted = Action::new("welcome", json!({}))
+            .unless_deleted("invoice", "in_1")
+            .guard
+            .unwrap();
+        assert_eq!(
+            deleted.fails(Some(&entity(true, "paid"))).as_deref(),
+            Some("entity deleted")
+        );
+        assert_eq!(deleted.fails(Some(&entity(false, "paid"))), None);
+    }
+
+    #[test]
+    fn an_action_written_with_unless_deleted_reads_as_its_guard() {
+        let old: Action = serde_json::from_value(json!({
+            "kind": "welcome", "payload": {},
+            "unless_deleted": {"kind": "user", "id": "u_1"}
+        }))
+        .unwrap();
+        assert_eq!(
+            old,
+            Action::new("welcome", json!({})).unless_deleted("user", "u_1")
+        );
+        let guarded = Action::new("notify_admin", json!({"a": 1})).unless_attr(
+            "invoice",
+            "in_1",
+            "payment_status",
+            json!("paid"),
+            "invoice paid meanwhile",
+        );
+        let back: Action = serde_json::from_value(serde_json::to_value(&guarded).unwrap()).unwrap();
+        assert_eq!(back, guarded);
     }
 }
