@@ -1055,98 +1055,139 @@ impl Intercept for FailFirstWith {
     }
 }
 
-/// (b) `synced` is written only after a 2xx and a successful mark: a provision that got a 503
-/// after the target recorded it, that ran out of attempts, or whose DONE mark was lost left it
-/// empty, and the cancellation then counted as the baseline: no revoke was ever sent.
-#[tokio::test]
-async fn a_provision_without_a_clear_answer_still_gets_its_revoke() {
+/// How the grant of [`a_grant_without_a_clear_answer_is_revoked`] ends without a clear answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unclear {
+    /// The target records the grant, then answers 503.
+    Status503,
+    /// The target never answers within the action timeout.
+    Timeout,
+    /// The target answers 503 and the only attempt allowed is used up: FAILED.
+    Exhausted,
+    /// The target answers 200, and the DONE mark is lost.
+    LostMark,
+}
+
+/// A worker on the harness' table whose DynamoDB client and targets are adjusted for `how`.
+fn unclear_worker(h: &Harness, how: Unclear, hole: &str) -> Worker {
+    let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&h.stack.sdk);
+    if how == Unclear::LostMark {
+        dynamo = dynamo
+            .interceptor(FailFirstWith {
+                op: "UpdateItem",
+                needle: "sync_synced",
+                done: Arc::default(),
+            })
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
+    }
+    let targets = hookline::store::ACTION_KINDS
+        .iter()
+        .map(|k| {
+            let url = if how == Unclear::Timeout && *k == "provision_access" {
+                url::Url::parse(&format!("{hole}/{k}")).unwrap()
+            } else {
+                h.target.url(k)
+            };
+            ((*k).to_owned(), hookline::config::Target::Url(url))
+        })
+        .collect();
+    let timers = Timers {
+        max_attempts: if how == Unclear::Exhausted { 1 } else { 8 },
+        action_timeout: Duration::from_millis(300),
+        ..Timers::default()
+    };
+    Worker::from_parts(
+        EventStore::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+            &h.stack.table,
+            30,
+            h.shared(),
+        ),
+        h.stack.queue(),
+        &h.stack.dlq_url,
+        targets,
+        timers,
+        h.shared(),
+    )
+    .unwrap()
+}
+
+/// (b) `synced` is written only after a 2xx and a successful mark: a grant that got a 503 after
+/// the target recorded it, that timed out, that ran out of attempts, or whose DONE mark was lost
+/// left it empty, and the cancellation then counted as the baseline: no revoke was ever sent.
+async fn a_grant_without_a_clear_answer_is_revoked(how: Unclear) {
     let h = Harness::new(Vec::new()).await;
     let spec = payment_events::spec();
-    let one_attempt = h.stack.worker(
-        &h.target,
-        Timers {
-            max_attempts: 1,
-            ..Timers::default()
-        },
-        h.shared(),
-    );
-    let lost_mark = {
-        let failing = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&h.stack.sdk)
-                .interceptor(FailFirstWith {
-                    op: "UpdateItem",
-                    needle: "sync_synced",
-                    done: Arc::default(),
-                })
-                .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-                .build(),
-        );
-        let targets = hookline::store::ACTION_KINDS
-            .iter()
-            .map(|k| {
-                (
-                    (*k).to_owned(),
-                    hookline::config::Target::Url(h.target.url(k)),
-                )
-            })
-            .collect();
-        Worker::from_parts(
-            EventStore::new(failing, &h.stack.table, 30, h.shared()),
-            h.stack.queue(),
-            &h.stack.dlq_url,
-            targets,
-            Timers::default(),
-            h.shared(),
-        )
-        .unwrap()
-    };
-    for (case, worker, status) in [
-        ("503", &h.worker, 503),
-        ("exhausted", &one_attempt, 503),
-        ("lostmark", &lost_mark, 200),
-    ] {
-        let sub = format!("sub_amb_{case}");
-        h.target.set_default(status);
-        let created = subscription_event("created", &format!("evt_{sub}_0"), &sub, NOW, "active");
-        assert_eq!(h.deliver(&spec, &created, "d").await, "accepted");
-        let fed = h.stack.feed(worker, 10, 1).await.unwrap();
-        assert_eq!(fed.received, 1, "{case}");
-        assert_eq!(
-            access_posts(&h, &sub).len(),
-            1,
-            "{case}: the target got the grant"
-        );
-        h.target.set_default(200);
-        let deleted = subscription_event(
-            "deleted",
-            &format!("evt_{sub}_1"),
-            &sub,
-            NOW + 10,
-            "canceled",
-        );
-        assert_eq!(h.deliver(&spec, &deleted, "d").await, "accepted");
-        // Past every backoff and lease: the held message and the reconciler bring it back.
-        h.clock.advance_secs(3_600);
-        h.stack.release(&fed.failed).await.unwrap();
-        h.reconcile().await;
-        h.settle(2).await;
-        let paths: Vec<String> = access_posts(&h, &sub).into_iter().map(|p| p.0).collect();
-        assert_eq!(
-            paths.last().map(String::as_str),
-            Some("/revoke_access"),
-            "{case}: a grant that may have landed is revoked: {paths:?}"
-        );
-        let sync = h
-            .store()
-            .get_entity("subscription", &sub)
-            .await
-            .unwrap()
-            .unwrap()
-            .sync
-            .unwrap();
-        assert_eq!(sync.status, ActionStatus::Done, "{case}");
-        assert_eq!(sync.synced.unwrap().action, "revoke_access", "{case}");
+    // A target that accepts connections and never answers.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_url = format!("http://{}", hole.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = hole.accept().await {
+            held.push(sock);
+        }
+    });
+    let worker = unclear_worker(&h, how, &hole_url);
+    let sub = "sub_unclear";
+    if matches!(how, Unclear::Status503 | Unclear::Exhausted) {
+        h.target.set_default(503);
     }
+    let created = subscription_event("created", "evt_unclear_0", sub, NOW, "active");
+    assert_eq!(h.deliver(&spec, &created, "d").await, "accepted");
+    let fed = h.stack.feed(&worker, 10, 1).await.unwrap();
+    assert_eq!(fed.received, 1);
+    let comes_back = usize::from(how != Unclear::Exhausted);
+    assert_eq!(
+        fed.failed.len(),
+        comes_back,
+        "{how:?}: FAILED leaves the queue"
+    );
+    let granted = usize::from(how != Unclear::Timeout);
+    assert_eq!(access_posts(&h, sub).len(), granted, "the grant went out");
+    h.target.set_default(200);
+    let deleted = subscription_event("deleted", "evt_unclear_1", sub, NOW + 10, "canceled");
+    assert_eq!(h.deliver(&spec, &deleted, "d").await, "accepted");
+    // Past every backoff and lease: the held message and the reconciler bring it back.
+    h.clock.advance_secs(3_600);
+    h.stack.release(&fed.failed).await.unwrap();
+    h.reconcile().await;
+    h.settle(2).await;
+    let paths: Vec<String> = access_posts(&h, sub).into_iter().map(|p| p.0).collect();
+    assert_eq!(
+        paths.last().map(String::as_str),
+        Some("/revoke_access"),
+        "{how:?}: a grant that may have landed is revoked: {paths:?}"
+    );
+    let sync = h
+        .store()
+        .get_entity("subscription", sub)
+        .await
+        .unwrap()
+        .unwrap()
+        .sync
+        .unwrap();
+    assert_eq!(sync.status, ActionStatus::Done);
+    assert_eq!(sync.synced.unwrap().action, "revoke_access");
+}
+
+#[tokio::test]
+async fn a_grant_answered_503_after_the_target_recorded_it_is_revoked_on_cancel() {
+    a_grant_without_a_clear_answer_is_revoked(Unclear::Status503).await;
+}
+
+#[tokio::test]
+async fn a_grant_that_timed_out_is_revoked_on_cancel() {
+    a_grant_without_a_clear_answer_is_revoked(Unclear::Timeout).await;
+}
+
+#[tokio::test]
+async fn a_grant_that_ran_out_of_attempts_is_revoked_on_cancel() {
+    a_grant_without_a_clear_answer_is_revoked(Unclear::Exhausted).await;
+}
+
+#[tokio::test]
+async fn a_grant_whose_done_mark_was_lost_is_revoked_on_cancel() {
+    a_grant_without_a_clear_answer_is_revoked(Unclear::LostMark).await;
 }
 
 /// (c) The sync key carried the entity's version: a metadata-only change re-POSTed an
