@@ -1373,3 +1373,56 @@ async fn a_one_time_payment_is_fulfilled_once_whichever_checkout_event_says_paid
         );
     }
 }
+
+/// The pre-POST mark is one conditional write that recognises its own earlier success: a repeat
+/// after a lost answer (the sequence already moved, by us) carries on with the same sequence; a
+/// mark under a lease that is not ours is refused, and nothing may be POSTed.
+#[tokio::test]
+async fn the_pre_post_mark_recognises_its_own_earlier_write_and_refuses_a_stale_lease() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let created = subscription_event("created", "evt_mark_0", "sub_mark", NOW, "active");
+    assert_eq!(h.deliver(&spec, &created, "d").await, "accepted");
+    let store = h.store();
+    let claim = store
+        .claim_sync("subscription", "sub_mark", 25_000, 180_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let desired = claim.entity.sync.clone().unwrap().desired;
+    let mark = || store.mark_sync_sent(&claim.entity, &claim.lease, &desired);
+    assert_eq!(mark().await.unwrap(), Some(1));
+    assert_eq!(mark().await.unwrap(), Some(1), "its own write, answer lost");
+    let other = hookline::store::SyncTarget {
+        action: "revoke_access".into(),
+        ..desired.clone()
+    };
+    assert_eq!(
+        store
+            .mark_sync_sent(&claim.entity, &claim.lease, &other)
+            .await
+            .unwrap(),
+        None,
+        "another state under the old sequence is not ours"
+    );
+    assert_eq!(
+        store
+            .mark_sync_sent(&claim.entity, "not-our-lease", &desired)
+            .await
+            .unwrap(),
+        None
+    );
+    let sync = store
+        .get_entity("subscription", "sub_mark")
+        .await
+        .unwrap()
+        .unwrap()
+        .sync
+        .unwrap();
+    assert_eq!((sync.seq, sync.sent.as_ref()), (1, Some(&desired)));
+    assert_eq!(sync.synced, None, "maybe sent, not acknowledged");
+    assert_eq!(
+        sync.sent_key("subscription", "sub_mark").as_deref(),
+        Some("stripe:subscription/sub_mark#1:access:0")
+    );
+}
