@@ -45,7 +45,7 @@ pub enum Handled {
     Done,
     /// A sync whose target already has the desired state: DONE without a POST.
     UpToDate,
-    /// SKIPPED: the kind's target is `disabled`, or the entity was deleted.
+    /// SKIPPED: the kind's target is `disabled`, or the action's guard failed.
     Skipped,
     /// FAILED and moved to the dead-letter queue.
     Failed,

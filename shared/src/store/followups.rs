@@ -67,7 +67,7 @@ pub enum Finish {
         /// Why.
         reason: String,
     },
-    /// SKIPPED (target disabled, entity deleted).
+    /// SKIPPED (target disabled, guard failed).
     Skipped {
         /// Why.
         reason: String,

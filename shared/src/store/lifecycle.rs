@@ -1,11 +1,12 @@
 //! The rules of a follow-up's leased lifecycle, without I/O: the timers and how they nest, the
-//! backoff, what a target's answer means, and the `Idempotency-Key`.
+//! backoff, what a target's answer means, what a sync sends ([`sync_step`]), and the
+//! `Idempotency-Key`.
 //!
 //! ```text
 //! PENDING --claim (conditional: lease free, attempt+1)--> RUNNING --2xx--> DONE
 //!    ^         ^                                             |--408/409/425/429/5xx/timeout--> PENDING (backoff)
 //!    |         +--------- lease expired (crash) -------------+--attempts exhausted, 3xx, other 4xx--> FAILED
-//!    +---- operator retry (conditional reset, generation+1) --+--target disabled, entity deleted--> SKIPPED
+//!    +---- operator retry (conditional reset, generation+1) --+--target disabled, guard failed--> SKIPPED
 //! ```
 //!
 //! Invariant kept here: the timers nest, `action timeout < lease <= worker timeout < queue
@@ -13,6 +14,10 @@
 //! lease never ends while its holder can still POST, a message never reappears while its claim
 //! is held, and no message expires while attempts remain. [`Timers::validate`] refuses anything
 //! else at start-up.
+//!
+//! And for syncs (docs/FOLLOWUPS.md, "State syncs"): a state that may have reached the target
+//! counts as sent, so the baseline is skipped only when nothing was ever sent, and a sync's key
+//! follows the state sent (its sequence), not the entity's version.
 
 use std::time::Duration;
 

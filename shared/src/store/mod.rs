@@ -366,7 +366,7 @@ pub enum ActionStatus {
     /// The target refused it for good (3xx, 4xx other than 408/409/425/429), or the attempts ran
     /// out. Its message is in the dead-letter queue; an operator retry runs it again.
     Failed,
-    /// Not run: its target is `disabled`, or its entity was deleted. Retryable.
+    /// Not run: its target is `disabled`, or its guard failed (the reason says which). Retryable.
     Skipped,
 }
 
