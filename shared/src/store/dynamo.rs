@@ -941,6 +941,38 @@ mod tests {
     }
 
     #[test]
+    fn an_outbox_entry_of_an_earlier_version_reads_its_unless_deleted_as_a_guard() {
+        let legacy: Item = HashMap::from([
+            ("status".to_owned(), s("PENDING")),
+            ("payload".to_owned(), s("{}")),
+            ("unless_deleted_kind".to_owned(), s("user")),
+            ("unless_deleted_id".to_owned(), s("u_1")),
+        ]);
+        let want = Some(Guard::UnlessDeleted(EntityRef {
+            kind: "user".into(),
+            id: "u_1".into(),
+        }));
+        assert_eq!(
+            parse_outbox_entry("welcome", &legacy).map(|e| e.guard).ok(),
+            Some(want.clone())
+        );
+        // Written now: the guard's JSON (which wins), and the legacy pair beside it.
+        let mut current = legacy;
+        current.insert(
+            GUARD.to_owned(),
+            s(serde_json::to_string(&want).unwrap_or_default()),
+        );
+        assert_eq!(
+            parse_outbox_entry("welcome", &current)
+                .map(|e| e.guard)
+                .ok(),
+            Some(want)
+        );
+        current.insert(GUARD.to_owned(), s("not json"));
+        assert!(parse_outbox_entry("welcome", &current).is_err());
+    }
+
+    #[test]
     fn json_scalars_map_to_attributes_and_back() {
         for v in [
             serde_json::json!("a"),
