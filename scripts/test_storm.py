@@ -47,8 +47,8 @@ class Keys(unittest.TestCase):
     def test_event_action_and_sync_keys(self):
         self.assertEqual(storm.parse_key("stripe:evt_1:receipt:0"),
                          (("action", "stripe", "evt_1", "receipt"), None, 0))
-        self.assertEqual(storm.parse_key("stripe:subscription/sub_1@1753189201900:access:2"),
-                         (("sync", "subscription", "sub_1", "access"), 1753189201900, 2))
+        self.assertEqual(storm.parse_key("stripe:subscription/sub_1#3:access:2"),
+                         (("sync", "subscription", "sub_1", "access"), 3, 2))
 
 
 class Signing(unittest.TestCase):

@@ -175,7 +175,8 @@ pub async fn list(
     )
 }
 
-/// Prints one entity's state as JSON. `Ok(false)` if absent.
+/// Prints one entity's state as JSON, its sync with the state last sent, its sequence and the
+/// `Idempotency-Key` it goes out under (`sent_key`). `Ok(false)` if absent.
 pub async fn state(aws: &Aws, table: &str, kind: &str, id: &str) -> anyhow::Result<bool> {
     let entity = store(aws, table)
         .get_entity(kind, id)
@@ -185,7 +186,16 @@ pub async fn state(aws: &Aws, table: &str, kind: &str, id: &str) -> anyhow::Resu
         eprintln!("no entity {kind}/{id} in table {table}");
         return Ok(false);
     };
-    out!("{}", serde_json::to_string_pretty(&entity)?);
+    let mut shown = serde_json::to_value(&entity)?;
+    // The key the sync's last sent state goes out under (docs/FOLLOWUPS.md).
+    if let Some(key) = entity
+        .sync
+        .as_ref()
+        .and_then(|s| s.sent_key(&entity.kind, &entity.id))
+    {
+        shown["sync"]["sent_key"] = key.into();
+    }
+    out!("{}", serde_json::to_string_pretty(&shown)?);
     Ok(true)
 }
 

@@ -1,16 +1,22 @@
-//! The follow-up worker: runs each queued follow-up under a lease (DESIGN.md, "Follow-ups").
+//! The follow-up worker: runs each queued follow-up under a lease (docs/FOLLOWUPS.md).
 //!
-//! Invariants kept here (DESIGN.md 3):
+//! Invariants kept here (docs/FOLLOWUPS.md):
 //! - **only the claimant POSTs**: a message first claims its follow-up with a conditional update
 //!   (a lease and attempt + 1); a message whose claim fails (someone holds the lease, or it is
 //!   finished) is deleted, not retried: the reconciler, not a stray copy, recovers a crashed
 //!   claim. DONE and FAILED are written only while the lease is ours;
 //! - **the same `Idempotency-Key` on every automatic repeat**
-//!   (`<source>:<event or entity>:<action>:<generation>`; for a sync the entity part carries the
-//!   version, so a new state is a new key), the generation changing only on an operator's retry;
-//! - **a sync converges**: the worker compares the entity's desired target state with what was
-//!   last synced, POSTs only when they differ, and if the entity moved on while it worked the sync
+//!   (`<source>:<event id>:<action>:<generation>`; for a sync `<source>:<kind>/<id>#<seq>:<sync>:
+//!   <generation>`, the sequence moving only when the state sent changes), the generation
+//!   changing only on an operator's retry;
+//! - **a sync converges, and ambiguity counts as sent**: the worker compares the entity's
+//!   desired state with what was last *maybe sent* ([`lifecycle::sync_step`]); before it POSTs a
+//!   new state it records it as sent under the lease (`EventStore::mark_sync_sent`), so a POST
+//!   without a clear answer is never mistaken for "never granted" and the baseline (a revoke) is
+//!   skipped only when nothing was ever sent. If the entity moved on while it worked the sync
 //!   stays PENDING and is enqueued again;
+//! - **an event action's guard is read when it runs**: a failed guard (entity deleted, an
+//!   invoice paid meanwhile) ends it SKIPPED with the reason, without a POST;
 //! - **the DLQ holds exactly the FAILED ones**: the worker sends the message there itself when it
 //!   marks FAILED, then lets the event source delete it. A transient failure backs off by changing
 //!   the message's visibility (capped, jittered, `Retry-After` honoured) and reporting it in
@@ -26,7 +32,7 @@ use crate::clock::{self, SharedClock};
 use crate::config::{Target, WorkerConfig};
 use crate::metrics::{self, Metrics};
 use crate::queue::{self, FollowupQueue};
-use crate::store::lifecycle::{self, Timers, Verdict};
+use crate::store::lifecycle::{self, SyncStep, Timers, Verdict};
 use crate::store::{EventStore, Finish, FollowUp, Marked, SyncTarget};
 
 /// The header naming the follow-up instance, stable across automatic repeats.
@@ -39,7 +45,7 @@ pub enum Handled {
     Done,
     /// A sync whose target already has the desired state: DONE without a POST.
     UpToDate,
-    /// SKIPPED: the kind's target is `disabled`, or the entity was deleted.
+    /// SKIPPED: the kind's target is `disabled`, or the action's guard failed.
     Skipped,
     /// FAILED and moved to the dead-letter queue.
     Failed,
@@ -281,12 +287,12 @@ impl Worker {
             return Ok(Handled::NotClaimed);
         };
         let entry = &claim.entry;
-        let finish = if let Some(e) = &entry.unless_deleted
-            && self.store.is_deleted(&e.kind, &e.id).await?
-        {
-            Finish::Skipped {
-                reason: "entity deleted".into(),
-            }
+        let skip = match &entry.guard {
+            Some(guard) => self.store.guard_fails(guard).await?,
+            None => None,
+        };
+        let finish = if let Some(reason) = skip {
+            Finish::Skipped { reason }
         } else {
             let key = lifecycle::action_key(source, event_id, action, entry.generation);
             self.post(action, &entry.payload, &key, entry.attempt).await
@@ -315,26 +321,38 @@ impl Worker {
             return Err(Retry::Malformed(format!("{kind}/{id} keeps no sync")));
         };
         let desired = &sync.desired;
-        let differs = match &sync.synced {
-            Some(synced) => synced != desired,
-            None => !desired.baseline,
-        };
-        let (finish, posted): (Finish, Option<&SyncTarget>) = if differs {
-            let key = lifecycle::sync_key(
-                source,
-                kind,
-                id,
-                claim.entity.version,
-                &sync.name,
-                sync.generation,
-            );
-            let finish = self
-                .post(&desired.action, &desired.payload, &key, sync.attempt)
-                .await;
-            let posted = matches!(finish, Finish::Done { .. }).then_some(desired);
-            (finish, posted)
-        } else {
-            (Finish::Done { status: 0 }, None)
+        let step = lifecycle::sync_step(desired, sync.synced.as_ref(), sync.sent.as_ref());
+        let (finish, posted): (Finish, Option<&SyncTarget>) = match step {
+            SyncStep::UpToDate => (Finish::Done { status: 0 }, None),
+            // A disabled or missing target sends nothing: no pre-POST mark.
+            SyncStep::Post { .. }
+                if !matches!(self.targets.get(&desired.action), Some(Target::Url(_))) =>
+            {
+                let finish = self
+                    .post(&desired.action, &desired.payload, "", sync.attempt)
+                    .await;
+                (finish, None)
+            }
+            SyncStep::Post { advance } => {
+                let seq = if advance {
+                    match self
+                        .store
+                        .mark_sync_sent(&claim.entity, &claim.lease, desired)
+                        .await?
+                    {
+                        Some(seq) => seq,
+                        None => return Ok(Handled::LeaseLost),
+                    }
+                } else {
+                    sync.seq
+                };
+                let key = lifecycle::sync_key(source, kind, id, seq, &sync.name, sync.generation);
+                let finish = self
+                    .post(&desired.action, &desired.payload, &key, sync.attempt)
+                    .await;
+                let posted = matches!(finish, Finish::Done { .. }).then_some(desired);
+                (finish, posted)
+            }
         };
         let marked = self
             .store

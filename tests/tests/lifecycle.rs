@@ -1,6 +1,7 @@
-//! The follow-up lifecycle against the emulator with the real SDK clients (DESIGN.md,
-//! "Follow-ups"; invariant 3): event actions once per distinct event whatever the arrival order,
-//! state syncs that converge on the entity's final state, only the claimant POSTs, the DLQ holds
+//! The follow-up lifecycle against the emulator with the real SDK clients (docs/FOLLOWUPS.md):
+//! event actions once per distinct event whatever the arrival order (guards read when they run),
+//! state syncs that converge on the entity's final state (one entity decides each grant; a state
+//! maybe sent counts as sent; keys follow the state), only the claimant POSTs, the DLQ holds
 //! exactly the FAILED ones, the reconciler finds by time what nobody works on, and faults
 //! injected where the guarantee lives (a failed mark after a 2xx, a crash after a claim, a lost
 //! response, a slow SQS, a corrupt record). Time is a [`FixedClock`]; a message's backoff is
@@ -916,5 +917,512 @@ async fn a_backoff_holds_every_copy_of_the_followup_not_only_the_message_that_fa
         (posts, event.outbox[0].attempt),
         (1, 1),
         "POSTs and attempts within one backoff"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 14: one entity decides; nothing hidden by an ambiguous answer (docs/FOLLOWUPS.md).
+
+/// A checkout event `name` for session `cs` at `created`: `mode`, `payment_status`, and the
+/// subscription it started (subscription mode).
+fn checkout_event(
+    name: &str,
+    id: &str,
+    cs: &str,
+    created: i64,
+    mode: &str,
+    payment_status: &str,
+    subscription: Option<&str>,
+) -> Value {
+    let mut v = sample("payment-events", name);
+    v["data"]["object"] =
+        sample("payment-events", "checkout.session.async_payment_succeeded")["data"]["object"]
+            .clone();
+    v["id"] = id.into();
+    v["created"] = created.into();
+    let obj = &mut v["data"]["object"];
+    obj["id"] = cs.into();
+    obj["mode"] = mode.into();
+    obj["payment_status"] = payment_status.into();
+    obj["subscription"] = subscription.into();
+    v
+}
+
+/// The access POSTs (path, key) whose body names `needle`, in the order the target got them.
+fn access_posts(h: &Harness, needle: &str) -> Vec<(String, String)> {
+    h.target
+        .received()
+        .into_iter()
+        .filter(|r| r.body.contains(&format!("\"{needle}\"")))
+        .map(|r| (r.path, r.idempotency_key.unwrap_or_default()))
+        .collect()
+}
+
+/// (a) A subscription-mode checkout granted access as an event action of its own: landing after
+/// the subscription's revoke (or beside a `deleted` that overtook its `created`), it left a
+/// canceled subscription with access for good.
+#[tokio::test]
+async fn a_checkout_beside_a_canceled_subscription_never_grants_after_the_revoke_in_any_order() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    for (n, order) in permutations(3).into_iter().enumerate() {
+        let sub = format!("sub_chk{n}");
+        let bodies = [
+            subscription_event(
+                "created",
+                &format!("evt_{sub}_0"),
+                &sub,
+                NOW - 100,
+                "active",
+            ),
+            checkout_event(
+                "checkout.session.completed",
+                &format!("evt_{sub}_1"),
+                &format!("cs_{sub}"),
+                NOW - 99,
+                "subscription",
+                "paid",
+                Some(&sub),
+            ),
+            subscription_event(
+                "deleted",
+                &format!("evt_{sub}_2"),
+                &sub,
+                NOW - 80,
+                "canceled",
+            ),
+        ];
+        for (step, &i) in order.iter().enumerate() {
+            let answer = h.deliver(&spec, &bodies[i], &format!("d{n}{i}")).await;
+            assert!(answer == "accepted" || answer == "stale", "{answer}");
+            if (n + step) % 2 == 0 {
+                h.settle(u64::try_from(n * 10 + step).unwrap()).await;
+            }
+        }
+        h.settle(u64::try_from(n).unwrap()).await;
+        let paths: Vec<String> = access_posts(&h, &sub).into_iter().map(|p| p.0).collect();
+        assert!(
+            matches!(
+                paths.last().map(String::as_str),
+                None | Some("/revoke_access")
+            ),
+            "order {order:?}: the target ends revoked: {paths:?}"
+        );
+        if let Some(first_revoke) = paths.iter().position(|p| p == "/revoke_access") {
+            assert!(
+                paths[first_revoke..].iter().all(|p| p == "/revoke_access"),
+                "order {order:?}: no grant after the revoke: {paths:?}"
+            );
+        }
+        let checkout = h
+            .store()
+            .get_event("stripe", &format!("evt_{sub}_1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            checkout.outbox.is_empty(),
+            "a checkout sends nothing itself"
+        );
+    }
+}
+
+/// Fails the first DynamoDB `op` call whose request body contains `needle`, before it is sent.
+#[derive(Debug, Clone)]
+struct FailFirstWith {
+    op: &'static str,
+    needle: &'static str,
+    done: Arc<AtomicUsize>,
+}
+
+impl Intercept for FailFirstWith {
+    fn name(&self) -> &'static str {
+        "FailFirstWith"
+    }
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = ctx.request().headers().get("x-amz-target").unwrap_or("");
+        let body = ctx.request().body().bytes().unwrap_or_default();
+        let hit = String::from_utf8_lossy(body).contains(self.needle);
+        if target.ends_with(self.op) && hit && self.done.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err("injected: the connection dropped".into());
+        }
+        Ok(())
+    }
+}
+
+/// How the grant of [`a_grant_without_a_clear_answer_is_revoked`] ends without a clear answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unclear {
+    /// The target records the grant, then answers 503.
+    Status503,
+    /// The target never answers within the action timeout.
+    Timeout,
+    /// The target answers 503 and the only attempt allowed is used up: FAILED.
+    Exhausted,
+    /// The target answers 200, and the DONE mark is lost.
+    LostMark,
+}
+
+/// A worker on the harness' table whose DynamoDB client and targets are adjusted for `how`.
+fn unclear_worker(h: &Harness, how: Unclear, hole: &str) -> Worker {
+    let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&h.stack.sdk);
+    if how == Unclear::LostMark {
+        dynamo = dynamo
+            .interceptor(FailFirstWith {
+                op: "UpdateItem",
+                needle: "sync_synced",
+                done: Arc::default(),
+            })
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
+    }
+    let targets = hookline::store::ACTION_KINDS
+        .iter()
+        .map(|k| {
+            let url = if how == Unclear::Timeout && *k == "provision_access" {
+                url::Url::parse(&format!("{hole}/{k}")).unwrap()
+            } else {
+                h.target.url(k)
+            };
+            ((*k).to_owned(), hookline::config::Target::Url(url))
+        })
+        .collect();
+    let timers = Timers {
+        max_attempts: if how == Unclear::Exhausted { 1 } else { 8 },
+        action_timeout: Duration::from_millis(300),
+        ..Timers::default()
+    };
+    Worker::from_parts(
+        EventStore::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+            &h.stack.table,
+            30,
+            h.shared(),
+        ),
+        h.stack.queue(),
+        &h.stack.dlq_url,
+        targets,
+        timers,
+        h.shared(),
+    )
+    .unwrap()
+}
+
+/// (b) `synced` is written only after a 2xx and a successful mark: a grant that got a 503 after
+/// the target recorded it, that timed out, that ran out of attempts, or whose DONE mark was lost
+/// left it empty, and the cancellation then counted as the baseline: no revoke was ever sent.
+async fn a_grant_without_a_clear_answer_is_revoked(how: Unclear) {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    // A target that accepts connections and never answers.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_url = format!("http://{}", hole.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = hole.accept().await {
+            held.push(sock);
+        }
+    });
+    let worker = unclear_worker(&h, how, &hole_url);
+    let sub = "sub_unclear";
+    if matches!(how, Unclear::Status503 | Unclear::Exhausted) {
+        h.target.set_default(503);
+    }
+    let created = subscription_event("created", "evt_unclear_0", sub, NOW, "active");
+    assert_eq!(h.deliver(&spec, &created, "d").await, "accepted");
+    let fed = h.stack.feed(&worker, 10, 1).await.unwrap();
+    assert_eq!(fed.received, 1);
+    let comes_back = usize::from(how != Unclear::Exhausted);
+    assert_eq!(
+        fed.failed.len(),
+        comes_back,
+        "{how:?}: FAILED leaves the queue"
+    );
+    let granted = usize::from(how != Unclear::Timeout);
+    assert_eq!(access_posts(&h, sub).len(), granted, "the grant went out");
+    h.target.set_default(200);
+    let deleted = subscription_event("deleted", "evt_unclear_1", sub, NOW + 10, "canceled");
+    assert_eq!(h.deliver(&spec, &deleted, "d").await, "accepted");
+    // Past every backoff and lease: the held message and the reconciler bring it back.
+    h.clock.advance_secs(3_600);
+    h.stack.release(&fed.failed).await.unwrap();
+    h.reconcile().await;
+    h.settle(2).await;
+    let paths: Vec<String> = access_posts(&h, sub).into_iter().map(|p| p.0).collect();
+    assert_eq!(
+        paths.last().map(String::as_str),
+        Some("/revoke_access"),
+        "{how:?}: a grant that may have landed is revoked: {paths:?}"
+    );
+    let sync = h
+        .store()
+        .get_entity("subscription", sub)
+        .await
+        .unwrap()
+        .unwrap()
+        .sync
+        .unwrap();
+    assert_eq!(sync.status, ActionStatus::Done);
+    assert_eq!(sync.synced.unwrap().action, "revoke_access");
+}
+
+#[tokio::test]
+async fn a_grant_answered_503_after_the_target_recorded_it_is_revoked_on_cancel() {
+    a_grant_without_a_clear_answer_is_revoked(Unclear::Status503).await;
+}
+
+#[tokio::test]
+async fn a_grant_that_timed_out_is_revoked_on_cancel() {
+    a_grant_without_a_clear_answer_is_revoked(Unclear::Timeout).await;
+}
+
+#[tokio::test]
+async fn a_grant_that_ran_out_of_attempts_is_revoked_on_cancel() {
+    a_grant_without_a_clear_answer_is_revoked(Unclear::Exhausted).await;
+}
+
+#[tokio::test]
+async fn a_grant_whose_done_mark_was_lost_is_revoked_on_cancel() {
+    a_grant_without_a_clear_answer_is_revoked(Unclear::LostMark).await;
+}
+
+/// (c) The sync key carried the entity's version: a metadata-only change re-POSTed an
+/// ambiguous grant under a new key, which a target deduplicating by key cannot recognise.
+#[tokio::test]
+async fn a_metadata_only_update_repeats_an_ambiguous_grants_key_and_a_resubscribe_gets_a_new_one() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let sub = "sub_keys";
+    h.target.set_default(503);
+    let created = subscription_event("created", "evt_keys_0", sub, NOW - 100, "active");
+    assert_eq!(h.deliver(&spec, &created, "d").await, "accepted");
+    let fed = h.stack.feed(&h.worker, 10, 1).await.unwrap();
+    assert_eq!(fed.failed.len(), 1, "the grant's answer was a 503");
+    // The same subscription, one field of metadata changed: the same desired state.
+    let mut metadata = subscription_event("updated", "evt_keys_1", sub, NOW - 90, "active");
+    metadata["data"]["object"] = created["data"]["object"].clone();
+    metadata["data"]["object"]["metadata"] = json!({"plan_note": "new"});
+    assert_eq!(h.deliver(&spec, &metadata, "d").await, "accepted");
+    h.target.set_default(200);
+    h.clock.advance_secs(3_600);
+    h.stack.release(&fed.failed).await.unwrap();
+    h.settle(2).await;
+    let posts = access_posts(&h, sub);
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    let grant = format!("stripe:subscription/{sub}#1:access:0");
+    assert_eq!(
+        posts,
+        [
+            ("/provision_access".to_owned(), grant.clone()),
+            ("/provision_access".to_owned(), grant.clone())
+        ],
+        "the repeat of one state carries its key"
+    );
+    // Past due (revoke), then active again (a re-subscribe): each a new state, a new key.
+    for (i, status) in [(2, "past_due"), (3, "active")] {
+        let v = subscription_event(
+            "updated",
+            &format!("evt_keys_{i}"),
+            sub,
+            NOW - 100 + 10 * i,
+            status,
+        );
+        assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
+        h.settle(3 + u64::try_from(i).unwrap()).await;
+    }
+    let posts = access_posts(&h, sub);
+    assert_eq!(
+        posts[2..],
+        [
+            (
+                "/revoke_access".to_owned(),
+                format!("stripe:subscription/{sub}#2:access:0")
+            ),
+            (
+                "/provision_access".to_owned(),
+                format!("stripe:subscription/{sub}#3:access:0")
+            ),
+        ]
+    );
+    assert_ne!(
+        posts[3].1, grant,
+        "a re-subscribe is not swallowed as a repeat"
+    );
+}
+
+/// (d) A late `invoice.payment_failed` for an invoice already paid alerted the admin anyway.
+#[tokio::test]
+async fn a_payment_failure_alert_processed_after_the_invoice_is_paid_is_skipped() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let failed = |tag: &str| {
+        let mut v = sample("payment-events", "invoice.payment_failed");
+        v["id"] = format!("evt_{tag}_failed").into();
+        v["created"] = (NOW - 100).into();
+        v["data"]["object"]["id"] = format!("in_{tag}").into();
+        v
+    };
+    let paid = |tag: &str| {
+        let mut v = invoice_paid(tag);
+        v["id"] = format!("evt_{tag}_paid").into();
+        v["created"] = (NOW - 50).into();
+        v
+    };
+    // Paid first (the failure arrives late and stale), and failed first with the worker only
+    // running once the payment is recorded.
+    for (tag, first_paid) in [("late_a", true), ("late_b", false)] {
+        let (one, two) = if first_paid {
+            (paid(tag), failed(tag))
+        } else {
+            (failed(tag), paid(tag))
+        };
+        assert_eq!(h.deliver(&spec, &one, "d").await, "accepted");
+        let answer = h.deliver(&spec, &two, "d").await;
+        assert!(answer == "accepted" || answer == "stale", "{answer}");
+        h.settle(1).await;
+        let event = h
+            .store()
+            .get_event("stripe", &format!("evt_{tag}_failed"))
+            .await
+            .unwrap()
+            .unwrap();
+        let alert = event
+            .outbox
+            .iter()
+            .find(|o| o.kind == "notify_admin")
+            .unwrap();
+        assert_eq!(alert.status, ActionStatus::Skipped, "{tag}");
+        assert_eq!(alert.reason.as_deref(), Some("invoice paid meanwhile"));
+    }
+    // A failure that is still a failure when its alert runs is told.
+    assert_eq!(h.deliver(&spec, &failed("open"), "d").await, "accepted");
+    h.settle(2).await;
+    let alerts: Vec<String> = h
+        .target
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/notify_admin")
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("in_open"));
+}
+
+/// (e) A one-time payment was provisioned by each checkout event that said "paid", each under
+/// its own event's key: `completed` (paid) and `async_payment_succeeded` were two grants.
+#[tokio::test]
+async fn a_one_time_payment_is_fulfilled_once_whichever_checkout_event_says_paid() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let completed = "checkout.session.completed";
+    let succeeded = "checkout.session.async_payment_succeeded";
+    // (event, payment status) in arrival order; the worker runs between the two in odd cases.
+    let cases: [&[(&str, &str)]; 5] = [
+        &[(completed, "paid")],
+        &[(completed, "unpaid"), (succeeded, "paid")],
+        &[(succeeded, "paid"), (completed, "unpaid")],
+        &[(completed, "paid"), (succeeded, "paid")],
+        &[(succeeded, "paid"), (completed, "paid")],
+    ];
+    for (n, case) in cases.iter().enumerate() {
+        let cs = format!("cs_once{n}");
+        for (i, (name, status)) in case.iter().enumerate() {
+            // `completed` is always the older event of a session.
+            let created = if *name == completed {
+                NOW - 100
+            } else {
+                NOW - 50
+            };
+            let v = checkout_event(
+                name,
+                &format!("evt_{cs}_{i}"),
+                &cs,
+                created,
+                "payment",
+                status,
+                None,
+            );
+            let answer = h.deliver(&spec, &v, &format!("d{n}{i}")).await;
+            assert!(answer == "accepted" || answer == "stale", "{answer}");
+            assert!(
+                h.store()
+                    .get_event("stripe", &format!("evt_{cs}_{i}"))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .outbox
+                    .is_empty(),
+                "no event action grants"
+            );
+            if n % 2 == 1 {
+                h.settle(u64::try_from(n * 10 + i).unwrap()).await;
+            }
+        }
+        h.settle(u64::try_from(n).unwrap()).await;
+        assert_eq!(
+            access_posts(&h, &cs),
+            [(
+                "/provision_access".to_owned(),
+                format!("stripe:checkout_session/{cs}#1:fulfilment:0")
+            )],
+            "case {n}: fulfilled once, under the session's key"
+        );
+    }
+}
+
+/// The pre-POST mark is one conditional write that recognises its own earlier success: a repeat
+/// after a lost answer (the sequence already moved, by us) carries on with the same sequence; a
+/// mark under a lease that is not ours is refused, and nothing may be POSTed.
+#[tokio::test]
+async fn the_pre_post_mark_recognises_its_own_earlier_write_and_refuses_a_stale_lease() {
+    let h = Harness::new(Vec::new()).await;
+    let spec = payment_events::spec();
+    let created = subscription_event("created", "evt_mark_0", "sub_mark", NOW, "active");
+    assert_eq!(h.deliver(&spec, &created, "d").await, "accepted");
+    let store = h.store();
+    let claim = store
+        .claim_sync("subscription", "sub_mark", 25_000, 180_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let desired = claim.entity.sync.clone().unwrap().desired;
+    let mark = || store.mark_sync_sent(&claim.entity, &claim.lease, &desired);
+    assert_eq!(mark().await.unwrap(), Some(1));
+    assert_eq!(mark().await.unwrap(), Some(1), "its own write, answer lost");
+    let other = hookline::store::SyncTarget {
+        action: "revoke_access".into(),
+        ..desired.clone()
+    };
+    assert_eq!(
+        store
+            .mark_sync_sent(&claim.entity, &claim.lease, &other)
+            .await
+            .unwrap(),
+        None,
+        "another state under the old sequence is not ours"
+    );
+    assert_eq!(
+        store
+            .mark_sync_sent(&claim.entity, "not-our-lease", &desired)
+            .await
+            .unwrap(),
+        None
+    );
+    let sync = store
+        .get_entity("subscription", "sub_mark")
+        .await
+        .unwrap()
+        .unwrap()
+        .sync
+        .unwrap();
+    assert_eq!((sync.seq, sync.sent.as_ref()), (1, Some(&desired)));
+    assert_eq!(sync.synced, None, "maybe sent, not acknowledged");
+    assert_eq!(
+        sync.sent_key("subscription", "sub_mark").as_deref(),
+        Some("stripe:subscription/sub_mark#1:access:0")
     );
 }

@@ -28,7 +28,8 @@
 //! Invoices and payment intents are keyed by their own ids, not by customer: two invoices of one
 //! customer are independent, and keyed by customer the older one's `invoice.paid` arriving late
 //! would be stale and its receipt lost. Per object, ordering is what it should be: a
-//! `payment_failed` arriving after the same invoice's `paid` is stale and alerts nobody.
+//! `payment_failed` older than the same invoice's `paid` is stale (no state change), and its
+//! alert is skipped by its guard (see below).
 //!
 //! # Versions
 //!
@@ -43,21 +44,32 @@
 //!
 //! # Follow-ups
 //!
+//! One entity decides each grant and revoke: access comes only from an entity's *sync*, never
+//! from an event action, so no late or retried event can grant what another entity's sync
+//! revoked (docs/FOLLOWUPS.md, "One entity decides").
+//!
 //! | kind | when | payload |
 //! |---|---|---|
-//! | `provision_access` (event action) | `checkout.session.completed` paid (or needing no payment), not `setup` mode; `checkout.session.async_payment_succeeded` (a delayed payment method cleared) | customer, subscription, price_id (null), status (null), email, checkout_session |
-//! | `access` (sync of the subscription) | every applied `customer.subscription.*` change | to the `provision_access` target while the subscription is `active`/`trialing` (customer, subscription, price_id, status, email null, checkout_session null), to the `revoke_access` target once it is not (customer, subscription, status, ended_at); sent only when it differs from what was last synced |
+//! | `access` (sync of the subscription) | every applied `customer.subscription.*` change | to the `provision_access` target while the subscription is `active`/`trialing` (customer, subscription, price_id, status, email null, checkout_session null), to the `revoke_access` target once it is not (customer, subscription, status, ended_at; the baseline); sent only when it differs from what was last sent |
+//! | `fulfilment` (sync of a `payment`-mode checkout session) | every applied `checkout.session.*` change of a one-time payment | to the `provision_access` target once the session is paid or needs no payment (customer, subscription null, price_id null, status null, email, checkout_session), whichever of `completed` and `async_payment_succeeded` says so (one state: one POST, one key); to the `revoke_access` target (customer, checkout_session, payment_status; the baseline, so nothing is sent for a session never fulfilled) while it is not |
 //! | `receipt` | `invoice.paid` | invoice, number, customer, email, amount_paid, currency, hosted_invoice_url, subscription |
-//! | `notify_admin` | `invoice.payment_failed`, `payment_intent.payment_failed`, `checkout.session.async_payment_failed` | event_type, customer, the object's id, amount, currency, and the failure details |
+//! | `notify_admin` | `invoice.payment_failed` (guard: skipped once the invoice is `paid`), `payment_intent.payment_failed` (guard: skipped once the payment intent `succeeded`), `checkout.session.async_payment_failed` (final for its session: no guard) | event_type, customer, the object's id, amount, currency, and the failure details |
 //!
-//! Payloads carry only what the target needs, never the body. Targets get an
-//! `Idempotency-Key` per event action, and per subscription version for the access sync;
-//! `provision_access` can come from both a checkout session and its subscription and must be
-//! idempotent per subscription.
+//! A `subscription`-mode checkout feeds nothing of its own: it carries no subscription status,
+//! and the subscription's own events grant and revoke. A `setup`-mode one has nothing to fulfil.
+//! Payloads carry only what the target needs, never the body. Targets get an `Idempotency-Key`
+//! per event action, and per *state sent* for a sync (`...#<seq>:access:<generation>`): a
+//! metadata-only change, or a retry of a POST whose answer was lost, repeats the same key; a
+//! revoke and a later re-grant each get a new one.
 //!
 //! Access is a sync, not an edge: the worker derives it from the subscription's current state,
 //! so `created` (active) arriving after a metadata-only `updated`, or a `deleted` overtaking its
 //! `created`, still ends with the target holding the subscription's final access state.
+//!
+//! Alerts are facts about their event (they run even for a stale event), but one about a
+//! payment that has since succeeded is pointless: a guard reads the entity when the alert runs,
+//! and a late `invoice.payment_failed` for an invoice already paid ends SKIPPED
+//! (`invoice paid meanwhile`).
 
 use hookline::model::stripe::{
     CheckoutSession, Event, Invoice, Payload, PaymentIntent, Subscription,
@@ -85,6 +97,9 @@ pub const RECEIPT: &str = "receipt";
 /// The sync a subscription keeps: access granted (`provision_access` target) or revoked
 /// (`revoke_access` target), converging on the subscription's final state.
 pub const ACCESS: &str = "access";
+/// The sync a one-time payment's checkout session keeps: fulfilled (`provision_access` target)
+/// once paid, the baseline (`revoke_access` target, never sent unless a fulfilment was) before.
+pub const FULFILMENT: &str = "fulfilment";
 /// Follow-up: tell an administrator about a failed payment.
 pub const NOTIFY_ADMIN: &str = "notify_admin";
 
@@ -188,14 +203,11 @@ impl Provision<'_> {
             "checkout_session": self.checkout_session,
         })
     }
-
-    fn action(&self) -> Action {
-        Action::new(PROVISION_ACCESS, self.payload())
-    }
 }
 
 /// A delayed payment method (bank debit) failed after `checkout.session.completed` said
-/// `unpaid`: nothing is provisioned, the admin is told.
+/// `unpaid`: nothing is fulfilled, the admin is told. No guard: a session whose delayed payment
+/// failed never succeeds later (the customer starts a new session).
 fn checkout_failed(event: &Event, s: &CheckoutSession, ts: i64) -> Effects {
     Effects {
         change: checkout_change(s, ts),
@@ -214,8 +226,10 @@ fn checkout_failed(event: &Event, s: &CheckoutSession, ts: i64) -> Effects {
     }
 }
 
+/// The checkout session's state change; a one-time payment's (`payment` mode) carries its
+/// fulfilment sync.
 fn checkout_change(s: &CheckoutSession, ts: i64) -> Option<StateChange> {
-    upsert(
+    let mut change = upsert(
         CHECKOUT_SESSION,
         &s.id,
         ts,
@@ -229,30 +243,56 @@ fn checkout_change(s: &CheckoutSession, ts: i64) -> Option<StateChange> {
             ("currency", json!(s.currency)),
             ("email", json!(s.email())),
         ]),
-    )
+    );
+    if s.mode == "payment"
+        && let Some(change) = change.as_mut()
+    {
+        change.sync = Some(fulfilment(s));
+    }
+    change
 }
 
-/// `checkout.session.completed`, or `async_payment_succeeded` once a delayed payment cleared:
-/// provisions when paid (or needing no payment), except in `setup` mode.
-fn checkout_completed(s: &CheckoutSession, ts: i64) -> Effects {
-    let change = checkout_change(s, ts);
-    let mut actions = Vec::new();
-    if s.is_fulfillable() && s.mode != "setup" {
-        actions.push(
-            Provision {
+/// The fulfilment sync's desired state for a one-time payment's session in this state: fulfilled
+/// once paid (or needing no payment), else the baseline (nothing is sent for a session never
+/// fulfilled). The payload depends on the session only, not on which event said it was paid, so
+/// `completed` (paid) and `async_payment_succeeded` are one state: one POST, one key.
+fn fulfilment(s: &CheckoutSession) -> SyncTarget {
+    if s.is_fulfillable() {
+        SyncTarget {
+            name: FULFILMENT.to_owned(),
+            action: PROVISION_ACCESS.to_owned(),
+            payload: Provision {
                 customer: s.customer.as_deref(),
-                subscription: s.subscription.as_deref(),
+                subscription: None,
                 price_id: None,
                 status: None,
                 email: s.email(),
                 checkout_session: Some(&s.id),
             }
-            .action(),
-        );
+            .payload(),
+            baseline: false,
+        }
+    } else {
+        SyncTarget {
+            name: FULFILMENT.to_owned(),
+            action: REVOKE_ACCESS.to_owned(),
+            payload: json!({
+                "customer": s.customer,
+                "checkout_session": s.id,
+                "payment_status": s.payment_status,
+            }),
+            baseline: true,
+        }
     }
+}
+
+/// `checkout.session.completed`, or `async_payment_succeeded` once a delayed payment cleared:
+/// records the session; a one-time payment is fulfilled by the session's own sync, a
+/// subscription's access by the subscription's sync. No event action grants anything.
+fn checkout_completed(s: &CheckoutSession, ts: i64) -> Effects {
     Effects {
-        change,
-        actions,
+        change: checkout_change(s, ts),
+        actions: Vec::new(),
         ignored: false,
     }
 }
@@ -365,6 +405,13 @@ fn invoice(event: &Event, i: &Invoice, paid: bool, ts: i64) -> Effects {
                 "hosted_invoice_url": i.hosted_invoice_url,
             }),
         )
+        .unless_attr(
+            INVOICE,
+            &i.id,
+            "payment_status",
+            json!("paid"),
+            "invoice paid meanwhile",
+        )
     };
     Effects {
         change,
@@ -395,19 +442,28 @@ fn payment_intent(event: &Event, p: &PaymentIntent, succeeded: bool, ts: i64) ->
     let actions = if succeeded {
         Vec::new()
     } else {
-        vec![Action::new(
-            NOTIFY_ADMIN,
-            json!({
-                "event_type": event.event_type,
-                "customer": p.customer,
-                "payment_intent": p.id,
-                "amount": p.amount,
-                "currency": p.currency,
-                "message": message,
-                "code": error.and_then(|e| e.code.as_deref()),
-                "decline_code": error.and_then(|e| e.decline_code.as_deref()),
-            }),
-        )]
+        vec![
+            Action::new(
+                NOTIFY_ADMIN,
+                json!({
+                    "event_type": event.event_type,
+                    "customer": p.customer,
+                    "payment_intent": p.id,
+                    "amount": p.amount,
+                    "currency": p.currency,
+                    "message": message,
+                    "code": error.and_then(|e| e.code.as_deref()),
+                    "decline_code": error.and_then(|e| e.decline_code.as_deref()),
+                }),
+            )
+            .unless_attr(
+                PAYMENT_INTENT,
+                &p.id,
+                "payment_status",
+                json!("succeeded"),
+                "payment intent succeeded meanwhile",
+            ),
+        ]
     };
     Effects {
         change,
@@ -494,10 +550,7 @@ mod tests {
     }
 
     fn c_sync(d: &Described) -> &SyncTarget {
-        change(d)
-            .sync
-            .as_ref()
-            .expect("a subscription keeps an access sync")
+        change(d).sync.as_ref().expect("the entity keeps a sync")
     }
 
     fn change(d: &Described) -> &StateChange {
@@ -552,7 +605,7 @@ mod tests {
                     "cs_test_a1HookLine0Checkout0Session0000000000000000000001",
                     0,
                 )),
-                &[PROVISION_ACCESS],
+                &[],
             ),
             (
                 "customer.subscription.updated",
@@ -591,7 +644,7 @@ mod tests {
                     "cs_test_a1HookLine0Checkout0Session0000000000000000000002",
                     0,
                 )),
-                &[PROVISION_ACCESS],
+                &["sync:provision_access"],
             ),
             (
                 "checkout.session.async_payment_failed",
@@ -602,7 +655,7 @@ mod tests {
                     "cs_test_a1HookLine0Checkout0Session0000000000000000000003",
                     0,
                 )),
-                &[NOTIFY_ADMIN],
+                &[NOTIFY_ADMIN, "sync:revoke_access"],
             ),
         ];
         for (name, id, created, entity, actions) in table {
@@ -768,33 +821,104 @@ mod tests {
     }
 
     #[test]
-    fn checkout_session_attrs_and_provisioning() {
+    fn checkout_session_attrs_and_fulfilment() {
         let d = described("checkout.session.completed");
         assert_eq!(change(&d).attrs["subscription"], SUB);
         assert_eq!(change(&d).attrs["email"], "ada.lovelace@example.com");
-        assert_eq!(
-            d.effects.actions[0].payload,
-            json!({"customer": CUS, "subscription": SUB, "price_id": null, "status": null,
-                   "email": "ada.lovelace@example.com",
-                   "checkout_session": "cs_test_a1HookLine0Checkout0Session0000000000000000000001"})
+        assert!(
+            d.effects.actions.is_empty() && change(&d).sync.is_none(),
+            "a subscription's checkout grants nothing: the subscription's sync does"
         );
-        for (status, mode, provisions) in [
-            ("paid", "payment", true),
-            ("no_payment_required", "subscription", true),
-            ("unpaid", "subscription", false),
-            ("no_payment_required", "setup", false),
+        // Only a one-time payment is fulfilled, by the session's own sync, never by an action.
+        for (status, mode, fulfils) in [
+            ("paid", "payment", Some(true)),
+            ("no_payment_required", "payment", Some(true)),
+            ("unpaid", "payment", Some(false)),
+            ("paid", "subscription", None),
+            ("no_payment_required", "subscription", None),
+            ("unpaid", "subscription", None),
+            ("no_payment_required", "setup", None),
         ] {
-            let mut v = value("checkout.session.completed");
-            v["data"]["object"]["payment_status"] = status.into();
-            v["data"]["object"]["mode"] = mode.into();
-            let d = from_value(&v).unwrap();
-            assert_eq!(
-                kinds(&d) == [PROVISION_ACCESS],
-                provisions,
-                "{status} {mode}"
-            );
-            assert!(d.effects.change.is_some());
+            for name in [
+                "checkout.session.completed",
+                "checkout.session.async_payment_succeeded",
+            ] {
+                let mut v = value(name);
+                v["data"]["object"]["payment_status"] = status.into();
+                v["data"]["object"]["mode"] = mode.into();
+                let d = from_value(&v).unwrap();
+                assert!(d.effects.actions.is_empty(), "{name} {status} {mode}");
+                let sync = change(&d).sync.as_ref();
+                assert_eq!(sync.map(|s| !s.baseline), fulfils, "{name} {status} {mode}");
+                if let Some(s) = sync {
+                    assert_eq!(s.name, FULFILMENT);
+                    let action = if s.baseline {
+                        REVOKE_ACCESS
+                    } else {
+                        PROVISION_ACCESS
+                    };
+                    assert_eq!(s.action, action);
+                }
+            }
         }
+        // Whichever event says the session is paid, the desired state is the same: one POST,
+        // one key.
+        let paid = |name: &str| {
+            let mut v = value(name);
+            v["data"]["object"] =
+                value("checkout.session.async_payment_succeeded")["data"]["object"].clone();
+            c_sync(&from_value(&v).unwrap()).clone()
+        };
+        let fulfilled = paid("checkout.session.completed");
+        assert_eq!(fulfilled, paid("checkout.session.async_payment_succeeded"));
+        assert_eq!(
+            fulfilled.payload,
+            json!({"customer": CUS, "subscription": null, "price_id": null, "status": null,
+                   "email": "ada.lovelace@example.com",
+                   "checkout_session": "cs_test_a1HookLine0Checkout0Session0000000000000000000002"})
+        );
+    }
+
+    #[test]
+    fn failure_alerts_are_guarded_by_the_payment_succeeding_later() {
+        use hookline::store::{EntityRef, Guard};
+        let guard = |name: &str| described(name).effects.actions[0].guard.clone();
+        assert_eq!(
+            guard("invoice.payment_failed"),
+            Some(Guard::UnlessAttr {
+                entity: EntityRef {
+                    kind: INVOICE.into(),
+                    id: "in_1RlHkL2eHookLine0Inv002".into()
+                },
+                attr: "payment_status".into(),
+                equals: json!("paid"),
+                reason: "invoice paid meanwhile".into(),
+            })
+        );
+        // The guard's attribute is the one `invoice.paid` writes.
+        let mut v = value("invoice.paid");
+        v["data"]["object"]["id"] = "in_1RlHkL2eHookLine0Inv002".into();
+        assert_eq!(
+            change(&from_value(&v).unwrap()).attrs["payment_status"],
+            "paid"
+        );
+        match guard("payment_intent.payment_failed") {
+            Some(Guard::UnlessAttr {
+                entity,
+                attr,
+                equals,
+                ..
+            }) => {
+                assert_eq!(entity.kind, PAYMENT_INTENT);
+                assert_eq!(
+                    change(&described("payment_intent.succeeded")).attrs[attr.as_str()],
+                    equals
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(guard("checkout.session.async_payment_failed"), None);
+        assert_eq!(guard("invoice.paid"), None);
     }
 
     #[test]

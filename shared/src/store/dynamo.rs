@@ -19,8 +19,8 @@ use super::schema::{
     SOURCE_PK, SOURCE_SK, TTL_ATTR, entity_pk, event_pk, pending_pk, source_pk, source_pks,
 };
 use super::{
-    ActionStatus, ChangeMode, Effects, EntityRecord, EntityRef, EventRecord, FollowUp, NewEvent,
-    OutboxEntry, Outcome, StateAttrs, StateChange, StoreError, SyncRecord, SyncTarget,
+    ActionStatus, ChangeMode, Effects, EntityRecord, EntityRef, EventRecord, FollowUp, Guard,
+    NewEvent, OutboxEntry, Outcome, StateAttrs, StateChange, StoreError, SyncRecord, SyncTarget,
 };
 use crate::clock::SharedClock;
 
@@ -57,6 +57,11 @@ pub(super) const SYNC_LEASE: &str = "sync_lease";
 pub(super) const SYNC_LEASE_UNTIL: &str = "sync_lease_until";
 pub(super) const SYNC_LAST_STATUS: &str = "sync_last_status";
 pub(super) const SYNC_REASON: &str = "sync_reason";
+/// The state last maybe sent (written under the lease before its POST), and its sequence.
+pub(super) const SYNC_SENT: &str = "sync_sent";
+pub(super) const SYNC_SEQ: &str = "sync_seq";
+/// An outbox entry's guard (JSON); entries of earlier versions carry `unless_deleted_kind`/`_id`.
+const GUARD: &str = "guard";
 
 /// The DynamoDB writes that record one event, built but not yet sent.
 #[derive(Debug, Clone)]
@@ -507,9 +512,16 @@ impl EventStore {
                     ("generation".to_owned(), n(0)),
                     ("last_status".to_owned(), n(0)),
                 ]);
-                if let Some(e) = &a.unless_deleted {
-                    entry.insert("unless_deleted_kind".to_owned(), s(&e.kind));
-                    entry.insert("unless_deleted_id".to_owned(), s(&e.id));
+                if let Some(guard) = &a.guard {
+                    entry.insert(
+                        GUARD.to_owned(),
+                        s(serde_json::to_string(guard).unwrap_or_default()),
+                    );
+                    // Still honoured by a worker of the version before guards.
+                    if let Guard::UnlessDeleted(e) = guard {
+                        entry.insert("unless_deleted_kind".to_owned(), s(&e.kind));
+                        entry.insert("unless_deleted_id".to_owned(), s(&e.id));
+                    }
                 }
                 (a.kind.clone(), AttributeValue::M(entry))
             })
@@ -802,15 +814,21 @@ pub(super) fn parse_outbox_entry(kind: &str, entry: &Item) -> Result<OutboxEntry
         .ok_or_else(|| StoreError::Corrupt(format!("outbox status of {kind}")))?;
     let payload = serde_json::from_str(get_s(entry, "payload")?)
         .map_err(|e| StoreError::Corrupt(format!("outbox payload of {kind}: {e}")))?;
-    let unless_deleted = match (
-        opt_s(entry, "unless_deleted_kind"),
-        opt_s(entry, "unless_deleted_id"),
-    ) {
-        (Some(k), Some(i)) => Some(EntityRef {
-            kind: k.to_owned(),
-            id: i.to_owned(),
-        }),
-        _ => None,
+    let guard = match opt_s(entry, GUARD) {
+        Some(g) => Some(
+            serde_json::from_str(g)
+                .map_err(|e| StoreError::Corrupt(format!("outbox guard of {kind}: {e}")))?,
+        ),
+        None => match (
+            opt_s(entry, "unless_deleted_kind"),
+            opt_s(entry, "unless_deleted_id"),
+        ) {
+            (Some(k), Some(i)) => Some(Guard::UnlessDeleted(EntityRef {
+                kind: k.to_owned(),
+                id: i.to_owned(),
+            })),
+            _ => None,
+        },
     };
     Ok(OutboxEntry {
         kind: kind.to_owned(),
@@ -821,7 +839,7 @@ pub(super) fn parse_outbox_entry(kind: &str, entry: &Item) -> Result<OutboxEntry
         lease_until: opt_n(entry, "lease_until"),
         last_status: opt_n(entry, "last_status").unwrap_or(0),
         reason: opt_s(entry, "reason").map(str::to_owned),
-        unless_deleted,
+        guard,
     })
 }
 
@@ -860,7 +878,7 @@ pub(super) fn parse_event(item: &Item) -> Result<EventRecord, StoreError> {
     })
 }
 
-fn parse_target(item: &Item, name: &str) -> Result<Option<SyncTarget>, StoreError> {
+pub(super) fn parse_target(item: &Item, name: &str) -> Result<Option<SyncTarget>, StoreError> {
     opt_s(item, name)
         .map(|t| serde_json::from_str(t).map_err(|e| StoreError::Corrupt(format!("{name}: {e}"))))
         .transpose()
@@ -881,6 +899,9 @@ pub(super) fn parse_entity(item: &Item) -> Result<EntityRecord, StoreError> {
                 .ok_or_else(|| StoreError::Corrupt("sync status".into()))?,
             desired,
             synced: parse_target(item, SYNC_SYNCED)?,
+            sent: parse_target(item, SYNC_SENT)?,
+            seq: opt_n(item, SYNC_SEQ).unwrap_or(0),
+            source: opt_s(item, SYNC_SOURCE).unwrap_or_default().to_owned(),
             synced_version: opt_n(item, SYNC_SYNCED_VERSION),
             attempt: opt_n(item, SYNC_ATTEMPT).unwrap_or(0),
             generation: opt_n(item, SYNC_GENERATION).unwrap_or(0),
@@ -917,6 +938,38 @@ mod tests {
             Some(("stripe".into(), "evt_1#odd".into()))
         );
         assert_eq!(parse_event_pk("ENTITY#x#y"), None);
+    }
+
+    #[test]
+    fn an_outbox_entry_of_an_earlier_version_reads_its_unless_deleted_as_a_guard() {
+        let legacy: Item = HashMap::from([
+            ("status".to_owned(), s("PENDING")),
+            ("payload".to_owned(), s("{}")),
+            ("unless_deleted_kind".to_owned(), s("user")),
+            ("unless_deleted_id".to_owned(), s("u_1")),
+        ]);
+        let want = Some(Guard::UnlessDeleted(EntityRef {
+            kind: "user".into(),
+            id: "u_1".into(),
+        }));
+        assert_eq!(
+            parse_outbox_entry("welcome", &legacy).map(|e| e.guard).ok(),
+            Some(want.clone())
+        );
+        // Written now: the guard's JSON (which wins), and the legacy pair beside it.
+        let mut current = legacy;
+        current.insert(
+            GUARD.to_owned(),
+            s(serde_json::to_string(&want).unwrap_or_default()),
+        );
+        assert_eq!(
+            parse_outbox_entry("welcome", &current)
+                .map(|e| e.guard)
+                .ok(),
+            Some(want)
+        );
+        current.insert(GUARD.to_owned(), s("not json"));
+        assert!(parse_outbox_entry("welcome", &current).is_err());
     }
 
     #[test]

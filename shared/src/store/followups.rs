@@ -13,16 +13,16 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use super::dynamo::{
     DELETED, Item, OUTBOX, REV, SYNC_ATTEMPT, SYNC_GENERATION, SYNC_LAST_STATUS, SYNC_LEASE,
-    SYNC_LEASE_UNTIL, SYNC_REASON, SYNC_SOURCE, SYNC_STATUS, SYNC_SYNCED, SYNC_SYNCED_VERSION,
-    VERSION, dynamo_err, n, opt_n, opt_s, parse_entity, parse_event, parse_outbox_entry, s,
-    sync_json,
+    SYNC_LEASE_UNTIL, SYNC_REASON, SYNC_SENT, SYNC_SEQ, SYNC_SOURCE, SYNC_STATUS, SYNC_SYNCED,
+    SYNC_SYNCED_VERSION, VERSION, dynamo_err, n, opt_n, opt_s, parse_entity, parse_event,
+    parse_outbox_entry, parse_target, s, sync_json,
 };
 use super::schema::{
     ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, entity_pk, event_pk, pending_pk,
     pending_pks,
 };
 use super::{
-    ActionStatus, EntityRecord, EventStore, FollowUp, OutboxEntry, StoreError, SyncTarget,
+    ActionStatus, EntityRecord, EventStore, FollowUp, Guard, OutboxEntry, StoreError, SyncTarget,
 };
 
 /// A claimed event action: the lease is ours until `lease_until`.
@@ -67,7 +67,7 @@ pub enum Finish {
         /// Why.
         reason: String,
     },
-    /// SKIPPED (target disabled, entity deleted).
+    /// SKIPPED (target disabled, guard failed).
     Skipped {
         /// Why.
         reason: String,
@@ -563,6 +563,80 @@ impl EventStore {
             }
             Err(e) => Err(dynamo_err("UpdateItem", e)),
         }
+    }
+
+    /// The pre-POST mark of a claimed sync (docs/FOLLOWUPS.md, "State syncs"): before the
+    /// worker POSTs a state that differs from the one last sent, it records that state as
+    /// *maybe sent* (`sync_sent`) with the next sequence (`sync_seq`, part of the
+    /// `Idempotency-Key`), conditionally on our lease and on the sequence as claimed. From then
+    /// on the state counts as sent whatever the POST's answer: a timeout, a 5xx after the target
+    /// committed, exhausted attempts or a lost DONE mark no longer make a later baseline (a
+    /// revoke) look unnecessary.
+    ///
+    /// A repeat of this write whose first answer was lost finds its own write (ALL_OLD: our
+    /// lease, this state, this sequence) and carries on. Returns the sequence to POST under, or
+    /// `None` when the lease is no longer ours (nothing may be POSTed).
+    pub async fn mark_sync_sent(
+        &self,
+        entity: &EntityRecord,
+        lease: &str,
+        state: &SyncTarget,
+    ) -> Result<Option<i64>, StoreError> {
+        let Some(sync) = &entity.sync else {
+            return Err(StoreError::Corrupt(format!(
+                "{}/{} keeps no sync",
+                entity.kind, entity.id
+            )));
+        };
+        let seq = sync.seq.saturating_add(1);
+        let pk = entity_pk(&entity.kind, &entity.id);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(ENTITY_SK))
+            .update_expression(
+                "SET #sent = :sent, #seq = :seq, #rev = if_not_exists(#rev, :zero) + :one",
+            )
+            .condition_expression("#l = :lease AND (attribute_not_exists(#seq) OR #seq = :claimed)")
+            .expression_attribute_names("#sent", SYNC_SENT)
+            .expression_attribute_names("#seq", SYNC_SEQ)
+            .expression_attribute_names("#rev", REV)
+            .expression_attribute_names("#l", SYNC_LEASE)
+            .expression_attribute_values(":sent", s(sync_json(state)))
+            .expression_attribute_values(":seq", n(seq))
+            .expression_attribute_values(":claimed", n(sync.seq))
+            .expression_attribute_values(":lease", s(lease))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Some(seq)),
+            Err(e) if is_condition_failure(&e) => {
+                let old = e.as_service_error().and_then(|se| match se {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                    _ => None,
+                });
+                let ours = old.as_ref().is_some_and(|old| {
+                    opt_s(old, SYNC_LEASE) == Some(lease)
+                        && opt_n(old, SYNC_SEQ) == Some(seq)
+                        && parse_target(old, SYNC_SENT).ok().flatten().as_ref() == Some(state)
+                });
+                Ok(ours.then_some(seq))
+            }
+            Err(e) => Err(dynamo_err("UpdateItem", e)),
+        }
+    }
+
+    /// Why a guarded event action must be skipped now (its guard read against the entity as it
+    /// is, strongly consistent), or `None` when it may run.
+    pub async fn guard_fails(&self, guard: &Guard) -> Result<Option<String>, StoreError> {
+        let e = guard.entity();
+        let entity = self.get_entity(&e.kind, &e.id).await?;
+        Ok(guard.fails(entity.as_ref()))
     }
 
     /// True when the entity exists and is deleted (for actions marked "not for a deleted

@@ -1,11 +1,12 @@
 //! The rules of a follow-up's leased lifecycle, without I/O: the timers and how they nest, the
-//! backoff, what a target's answer means, and the `Idempotency-Key`.
+//! backoff, what a target's answer means, what a sync sends ([`sync_step`]), and the
+//! `Idempotency-Key`.
 //!
 //! ```text
 //! PENDING --claim (conditional: lease free, attempt+1)--> RUNNING --2xx--> DONE
 //!    ^         ^                                             |--408/409/425/429/5xx/timeout--> PENDING (backoff)
 //!    |         +--------- lease expired (crash) -------------+--attempts exhausted, 3xx, other 4xx--> FAILED
-//!    +---- operator retry (conditional reset, generation+1) --+--target disabled, entity deleted--> SKIPPED
+//!    +---- operator retry (conditional reset, generation+1) --+--target disabled, guard failed--> SKIPPED
 //! ```
 //!
 //! Invariant kept here: the timers nest, `action timeout < lease <= worker timeout < queue
@@ -13,8 +14,14 @@
 //! lease never ends while its holder can still POST, a message never reappears while its claim
 //! is held, and no message expires while attempts remain. [`Timers::validate`] refuses anything
 //! else at start-up.
+//!
+//! And for syncs (docs/FOLLOWUPS.md, "State syncs"): a state that may have reached the target
+//! counts as sent, so the baseline is skipped only when nothing was ever sent, and a sync's key
+//! follows the state sent (its sequence), not the entity's version.
 
 use std::time::Duration;
+
+use super::SyncTarget;
 
 /// The shortest backoff.
 pub const MIN_BACKOFF: Duration = Duration::from_secs(2);
@@ -148,17 +155,57 @@ pub fn action_key(source: &str, event_id: &str, action: &str, generation: i64) -
     format!("{source}:{event_id}:{action}:{generation}")
 }
 
-/// The `Idempotency-Key` of a sync: `<source>:<kind>/<id>@<version>:<sync>:<generation>`. The
-/// entity's version is part of it: a new state is a new POST, a repeat of one state the same.
+/// The `Idempotency-Key` of a sync: `<source>:<kind>/<id>#<seq>:<sync>:<generation>`. The
+/// sequence moves only when the state sent changes ([`sync_step`]): a repeat of one state (a
+/// retry after an ambiguous answer, or after a metadata-only change of the entity) carries the
+/// same key, a new state (a re-subscribe after a revoke included) a new one.
 pub fn sync_key(
     source: &str,
     kind: &str,
     id: &str,
-    version: i64,
+    seq: i64,
     sync: &str,
     generation: i64,
 ) -> String {
-    format!("{source}:{kind}/{id}@{version}:{sync}:{generation}")
+    format!("{source}:{kind}/{id}#{seq}:{sync}:{generation}")
+}
+
+/// What a claimed sync does next ([`sync_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStep {
+    /// The target has the desired state (acknowledged), or it is the baseline and no state was
+    /// ever sent: DONE without a POST.
+    UpToDate,
+    /// POST the desired state. `advance`: it differs from the state last sent, so it is
+    /// recorded as sent (a new sequence, a new key) before the POST; otherwise it repeats the
+    /// last sent state under the same key.
+    Post {
+        /// True when the state differs from the one last sent.
+        advance: bool,
+    },
+}
+
+/// The sync rule: compare the desired state with what was last *maybe sent* (`sent`, or for a
+/// record written before `sent` existed, `synced`), never only with what was acknowledged. The
+/// baseline is skipped only when no state was ever sent; a state sent but not acknowledged is
+/// sent again under the same key.
+pub fn sync_step(
+    desired: &SyncTarget,
+    synced: Option<&SyncTarget>,
+    sent: Option<&SyncTarget>,
+) -> SyncStep {
+    match sent.or(synced) {
+        None if desired.baseline => SyncStep::UpToDate,
+        None => SyncStep::Post { advance: true },
+        Some(last) if last == desired => {
+            if synced == Some(desired) {
+                SyncStep::UpToDate
+            } else {
+                SyncStep::Post { advance: false }
+            }
+        }
+        Some(_) => SyncStep::Post { advance: true },
+    }
 }
 
 #[cfg(test)]
@@ -243,7 +290,41 @@ mod tests {
         );
         assert_eq!(
             sync_key("stripe", "subscription", "sub_1", 7, "access", 2),
-            "stripe:subscription/sub_1@7:access:2"
+            "stripe:subscription/sub_1#7:access:2"
         );
+    }
+
+    fn target(action: &str, baseline: bool) -> SyncTarget {
+        SyncTarget {
+            name: "access".into(),
+            action: action.into(),
+            payload: serde_json::json!({"a": action}),
+            baseline,
+        }
+    }
+
+    #[test]
+    fn a_sync_compares_with_what_was_maybe_sent() {
+        let grant = target("provision_access", false);
+        let revoke = target("revoke_access", true);
+        let post = |advance| SyncStep::Post { advance };
+        // Nothing ever sent: the baseline is skipped, anything else is sent.
+        assert_eq!(sync_step(&revoke, None, None), SyncStep::UpToDate);
+        assert_eq!(sync_step(&grant, None, None), post(true));
+        // A grant sent but never acknowledged (timeout, 5xx, lost mark): a revoke is sent...
+        assert_eq!(sync_step(&revoke, None, Some(&grant)), post(true));
+        // ...and the grant itself is repeated under the same key.
+        assert_eq!(sync_step(&grant, None, Some(&grant)), post(false));
+        // Acknowledged: up to date; a change back is a new state.
+        assert_eq!(
+            sync_step(&grant, Some(&grant), Some(&grant)),
+            SyncStep::UpToDate
+        );
+        assert_eq!(sync_step(&revoke, Some(&grant), Some(&grant)), post(true));
+        // A revoke sent after an acknowledged grant, unanswered: a re-grant is a new state.
+        assert_eq!(sync_step(&grant, Some(&grant), Some(&revoke)), post(true));
+        // Records written before `sent` existed: what was acknowledged was sent.
+        assert_eq!(sync_step(&grant, Some(&grant), None), SyncStep::UpToDate);
+        assert_eq!(sync_step(&revoke, Some(&grant), None), post(true));
     }
 }

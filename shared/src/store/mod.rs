@@ -1,7 +1,7 @@
 //! The DynamoDB event store: one table, one transaction per event, and the leased lifecycle of
 //! every follow-up.
 //!
-//! Invariants kept here (DESIGN.md 1–3):
+//! Invariants kept here (docs/DATA.md, docs/FOLLOWUPS.md):
 //! - an event is recorded with ONE `TransactWriteItems` holding the event record (condition
 //!   `attribute_not_exists(pk)`), its raw body (an item of its own, so marks and claims never
 //!   read or rewrite it), the entity's state change (condition on ordering) and the outbox of
@@ -16,7 +16,11 @@
 //! - a mapping's attributes live in a map of their own (`attrs`), so no mapping can overwrite
 //!   keys, index attributes or the TTL attribute;
 //! - only the holder of a follow-up's lease may POST it or mark it DONE or FAILED; every
-//!   transition is one conditional update.
+//!   transition is one conditional update;
+//! - a sync records the state it is about to POST as *maybe sent* (`sync_sent`, with the
+//!   sequence `sync_seq` of its `Idempotency-Key`) under its lease before the POST, so a POST
+//!   without a clear answer is never taken for "never sent" (docs/FOLLOWUPS.md, "State syncs");
+//! - an event action's [`Guard`] is stored with it and read when it runs.
 
 mod admin;
 mod dynamo;
@@ -47,17 +51,42 @@ pub const ACTION_KINDS: &[&str] = &[
 /// order of arrival (a stale event still gets its event actions).
 ///
 /// Its `kind` names the action and selects its target (`ACTION_<KIND>_URL`); an event holds at
-/// most one action of each kind.
+/// most one action of each kind. An action never grants or revokes anything an entity's sync
+/// decides (docs/FOLLOWUPS.md, "One entity decides").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ActionRepr")]
 pub struct Action {
     /// Action kind, lower-case letters, digits and `_` (e.g. `receipt`, `notify_failure`).
     pub kind: String,
     /// JSON payload posted to the action's target.
     pub payload: serde_json::Value,
-    /// When set, the action is not run for an entity that is deleted by the time it runs (no
-    /// welcome to a user erased before the welcome went out): it ends SKIPPED instead.
+    /// When set, read when the action runs: an action whose guard fails ends SKIPPED with the
+    /// guard's reason instead of being sent (no welcome to a user erased meanwhile, no alert
+    /// about an invoice paid meanwhile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unless_deleted: Option<EntityRef>,
+    pub guard: Option<Guard>,
+}
+
+/// How an [`Action`] is read: with its guard, or with the `unless_deleted` entity of earlier
+/// versions.
+#[derive(Deserialize)]
+struct ActionRepr {
+    kind: String,
+    payload: serde_json::Value,
+    #[serde(default)]
+    guard: Option<Guard>,
+    #[serde(default)]
+    unless_deleted: Option<EntityRef>,
+}
+
+impl From<ActionRepr> for Action {
+    fn from(r: ActionRepr) -> Self {
+        Self {
+            kind: r.kind,
+            payload: r.payload,
+            guard: r.guard.or(r.unless_deleted.map(Guard::UnlessDeleted)),
+        }
+    }
 }
 
 impl Action {
@@ -66,18 +95,87 @@ impl Action {
         Self {
             kind: kind.to_owned(),
             payload,
-            unless_deleted: None,
+            guard: None,
         }
     }
 
     /// The same action, not run once the entity `kind`/`id` is deleted.
     #[must_use]
     pub fn unless_deleted(mut self, kind: &str, id: &str) -> Self {
-        self.unless_deleted = Some(EntityRef {
+        self.guard = Some(Guard::UnlessDeleted(EntityRef {
             kind: kind.to_owned(),
             id: id.to_owned(),
+        }));
+        self
+    }
+
+    /// The same action, not run when, by the time it runs, attribute `attr` of the entity
+    /// `kind`/`id` equals `equals` (e.g. an alert about an invoice's failed payment, not sent
+    /// once the invoice is paid): it ends SKIPPED with `reason`.
+    #[must_use]
+    pub fn unless_attr(
+        mut self,
+        kind: &str,
+        id: &str,
+        attr: &str,
+        equals: serde_json::Value,
+        reason: &str,
+    ) -> Self {
+        self.guard = Some(Guard::UnlessAttr {
+            entity: EntityRef {
+                kind: kind.to_owned(),
+                id: id.to_owned(),
+            },
+            attr: attr.to_owned(),
+            equals,
+            reason: reason.to_owned(),
         });
         self
+    }
+}
+
+/// A condition an event action re-checks against an entity's state when it runs: an event
+/// action is a fact about its event, but some facts stop being worth telling once the entity
+/// moved on. A failed guard ends the action SKIPPED with the guard's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "guard")]
+pub enum Guard {
+    /// Not run once the entity is deleted (reason: `entity deleted`).
+    UnlessDeleted(EntityRef),
+    /// Not run while the entity's attribute `attr` equals `equals`.
+    UnlessAttr {
+        /// The entity read.
+        entity: EntityRef,
+        /// The attribute compared (a key of the entity's `attrs`).
+        attr: String,
+        /// The value that makes the action pointless.
+        equals: serde_json::Value,
+        /// Why it is skipped then, short and log-safe, e.g. `invoice paid meanwhile`.
+        reason: String,
+    },
+}
+
+impl Guard {
+    /// The entity this guard reads.
+    pub fn entity(&self) -> &EntityRef {
+        match self {
+            Self::UnlessDeleted(e) | Self::UnlessAttr { entity: e, .. } => e,
+        }
+    }
+
+    /// Why the action must be skipped given the entity as it is now (`None`: not recorded), or
+    /// `None` when it may run.
+    pub fn fails(&self, entity: Option<&EntityRecord>) -> Option<String> {
+        let entity = entity?;
+        match self {
+            Self::UnlessDeleted(_) => entity.deleted.then(|| "entity deleted".to_owned()),
+            Self::UnlessAttr {
+                attr,
+                equals,
+                reason,
+                ..
+            } => (entity.attrs.get(attr) == Some(equals)).then(|| reason.clone()),
+        }
     }
 }
 
@@ -92,7 +190,7 @@ pub struct EntityRef {
 
 /// The target state an entity's sync mirrors somewhere else, derived by the mapping from the
 /// entity's state at this version. The worker POSTs it to the target of `action` only when it
-/// differs from what was last synced.
+/// differs from what was last sent (docs/FOLLOWUPS.md, "State syncs").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncTarget {
     /// The sync's name, e.g. `access` (one sync per entity).
@@ -102,7 +200,8 @@ pub struct SyncTarget {
     /// The payload to POST.
     pub payload: serde_json::Value,
     /// True for the state a target already assumes of an entity it never heard of (e.g. "no
-    /// access"): nothing is POSTed when this is desired and nothing was ever synced.
+    /// access"): nothing is POSTed when this is desired and no state was ever *sent* (a POST
+    /// that may have reached the target counts as sent, whatever its answer).
     #[serde(default)]
     pub baseline: bool,
 }
@@ -267,7 +366,7 @@ pub enum ActionStatus {
     /// The target refused it for good (3xx, 4xx other than 408/409/425/429), or the attempts ran
     /// out. Its message is in the dead-letter queue; an operator retry runs it again.
     Failed,
-    /// Not run: its target is `disabled`, or its entity was deleted. Retryable.
+    /// Not run: its target is `disabled`, or its guard failed (the reason says which). Retryable.
     Skipped,
 }
 
@@ -318,8 +417,8 @@ pub struct OutboxEntry {
     pub last_status: i64,
     /// A short reason for the last outcome (never a body).
     pub reason: Option<String>,
-    /// Not run once this entity is deleted.
-    pub unless_deleted: Option<EntityRef>,
+    /// Re-checked when it runs: a failed guard ends it SKIPPED.
+    pub guard: Option<Guard>,
 }
 
 /// A stored event record, as read back.
@@ -362,8 +461,16 @@ pub struct SyncRecord {
     pub status: ActionStatus,
     /// The desired target state, from the entity's last applied change.
     pub desired: SyncTarget,
-    /// What was last POSTed (and acknowledged), if anything.
+    /// What was last POSTed and acknowledged (2xx, then marked), if anything.
     pub synced: Option<SyncTarget>,
+    /// What was last *maybe sent*: written under the lease before each POST of a new state, so
+    /// a POST whose answer was lost, a 5xx or a timeout still counts (docs/FOLLOWUPS.md).
+    pub sent: Option<SyncTarget>,
+    /// The sequence of the sent state: moves only when the state sent changes; part of the
+    /// `Idempotency-Key` (`<source>:<kind>/<id>#<seq>:<sync>:<generation>`). 0: nothing sent.
+    pub seq: i64,
+    /// The source of the events that change the entity (first part of the key).
+    pub source: String,
     /// The entity version that was last synced.
     pub synced_version: Option<i64>,
     /// Attempts since the desired state last changed.
@@ -376,6 +483,23 @@ pub struct SyncRecord {
     pub last_status: i64,
     /// A short reason for the last outcome.
     pub reason: Option<String>,
+}
+
+impl SyncRecord {
+    /// The `Idempotency-Key` of the state last sent, at the current generation (what a repeat
+    /// of it carries); `None` while nothing was ever sent.
+    pub fn sent_key(&self, kind: &str, id: &str) -> Option<String> {
+        (self.seq > 0).then(|| {
+            lifecycle::sync_key(
+                &self.source,
+                kind,
+                id,
+                self.seq,
+                &self.name,
+                self.generation,
+            )
+        })
+    }
 }
 
 /// The state of one entity as stored.
@@ -428,5 +552,76 @@ impl StoreError {
     /// True when the same request may succeed later.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transient { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    fn entity(deleted: bool, status: &str) -> EntityRecord {
+        EntityRecord {
+            kind: "invoice".into(),
+            id: "in_1".into(),
+            version: 1,
+            last_event_id: "evt_1".into(),
+            deleted,
+            attrs: StateAttrs::from([("payment_status".to_owned(), json!(status))]),
+            sync: None,
+        }
+    }
+
+    #[test]
+    fn guards_skip_only_when_the_entity_says_so_now() {
+        let paid = Action::new("notify_admin", json!({}))
+            .unless_attr(
+                "invoice",
+                "in_1",
+                "payment_status",
+                json!("paid"),
+                "invoice paid meanwhile",
+            )
+            .guard
+            .unwrap();
+        assert_eq!(
+            paid.fails(Some(&entity(false, "paid"))).as_deref(),
+            Some("invoice paid meanwhile")
+        );
+        assert_eq!(paid.fails(Some(&entity(false, "failed"))), None);
+        assert_eq!(paid.fails(None), None, "an entity never recorded: run");
+        let deleted = Action::new("welcome", json!({}))
+            .unless_deleted("invoice", "in_1")
+            .guard
+            .unwrap();
+        assert_eq!(
+            deleted.fails(Some(&entity(true, "paid"))).as_deref(),
+            Some("entity deleted")
+        );
+        assert_eq!(deleted.fails(Some(&entity(false, "paid"))), None);
+    }
+
+    #[test]
+    fn an_action_written_with_unless_deleted_reads_as_its_guard() {
+        let old: Action = serde_json::from_value(json!({
+            "kind": "welcome", "payload": {},
+            "unless_deleted": {"kind": "user", "id": "u_1"}
+        }))
+        .unwrap();
+        assert_eq!(
+            old,
+            Action::new("welcome", json!({})).unless_deleted("user", "u_1")
+        );
+        let guarded = Action::new("notify_admin", json!({"a": 1})).unless_attr(
+            "invoice",
+            "in_1",
+            "payment_status",
+            json!("paid"),
+            "invoice paid meanwhile",
+        );
+        let back: Action = serde_json::from_value(serde_json::to_value(&guarded).unwrap()).unwrap();
+        assert_eq!(back, guarded);
     }
 }
