@@ -6,7 +6,10 @@
 //!
 //! Asserted: every first delivery answers `accepted` (none 503, none `duplicate`), every
 //! redelivery `duplicate`, and every follow-up reaches the sink exactly once, keyed by its
-//! `Idempotency-Key`, with every outbox DONE and the queue empty at the end.
+//! `Idempotency-Key`, with every outbox DONE and the queue empty at the end. Then lifecycles
+//! sent out of order (docs/FOLLOWUPS.md, "one entity decides"): a checkout beside a
+//! cancellation never leaves the access target granted, and a paid invoice's late payment
+//! failure alerts nobody.
 //!
 //! Every child runs in its own process group, which a guard terminates on the way out, pass or
 //! fail.
@@ -210,6 +213,99 @@ fn expect_all(all: &[Delivery], answers: &[(String, String)], want: &str) -> any
     Ok(())
 }
 
+/// One out-of-order lifecycle step: a sample with its ids rewritten, sent with `hookline send`.
+fn stripe_delivery(
+    root: &Path,
+    dir: &Path,
+    sample: &str,
+    id: &str,
+    edit: impl FnOnce(&mut Value),
+) -> anyhow::Result<Delivery> {
+    let mut body: Value = serde_json::from_slice(&std::fs::read(
+        root.join("events/payment-events").join(sample),
+    )?)?;
+    body["id"] = id.into();
+    edit(&mut body);
+    let payload = dir.join(format!("{id}.json"));
+    std::fs::write(&payload, serde_json::to_vec(&body)?)?;
+    Ok(Delivery {
+        function: "payment-events",
+        source: "stripe",
+        payload,
+        id: id.to_owned(),
+    })
+}
+
+/// Lifecycles sent out of order, as a user would with `hookline send`, one at a time:
+/// - a cancellation that overtakes its subscription's creation, then the checkout that created
+///   it, late: the customer must never get access;
+/// - a subscription created, canceled, and then its checkout, late: whatever reached the
+///   access target, it ends revoked (no provision after the last revoke);
+/// - an invoice paid, then a payment failure of the same invoice from before it was paid: no
+///   alert (the action ends SKIPPED with its reason).
+///
+/// Returns the subscriptions that must end without access and the late failure's event id.
+async fn send_lifecycles(dev: &Arc<Dev>) -> anyhow::Result<(Vec<String>, String)> {
+    let (root, dir) = (&dev.root, &dev.dir);
+    let mut sends = Vec::new();
+    let mut subs = Vec::new();
+    for (case, order) in [
+        ("cancel_first", ["deleted", "created", "checkout"]),
+        ("late_checkout", ["created", "deleted", "checkout"]),
+    ] {
+        let sub = format!("sub_stack_{case}");
+        let cs = format!("cs_stack_{case}");
+        subs.push(sub.clone());
+        for step in order {
+            let (sample, id) = match step {
+                "created" => (
+                    "customer.subscription.created.json",
+                    format!("evt_stack_{case}_cr"),
+                ),
+                "deleted" => (
+                    "customer.subscription.deleted.json",
+                    format!("evt_stack_{case}_dl"),
+                ),
+                _ => (
+                    "checkout.session.completed.json",
+                    format!("evt_stack_{case}_cs"),
+                ),
+            };
+            let (sub, cs) = (sub.clone(), cs.clone());
+            sends.push(stripe_delivery(root, dir, sample, &id, move |b| {
+                let o = &mut b["data"]["object"];
+                if step == "checkout" {
+                    o["id"] = cs.into();
+                    o["subscription"] = sub.into();
+                } else {
+                    o["id"] = sub.into();
+                }
+            })?);
+        }
+    }
+    // The paid invoice's failure from before it was paid, delivered after it.
+    let paid = stripe_delivery(root, dir, "invoice.paid.json", "evt_stack_inv_paid", |b| {
+        b["data"]["object"]["id"] = "in_stack_late_failure".into();
+    })?;
+    let failed_id = "evt_stack_inv_failed".to_owned();
+    let failed = stripe_delivery(root, dir, "invoice.payment_failed.json", &failed_id, |b| {
+        let paid_at = 1_749_988_802i64;
+        b["created"] = (paid_at - 3_600).into();
+        b["data"]["object"]["id"] = "in_stack_late_failure".into();
+    })?;
+    sends.push(paid);
+    sends.push(failed);
+    for d in &sends {
+        let (head, status) = send(dev, d).await?;
+        ensure!(
+            head.starts_with("200") && (status == "accepted" || status == "stale"),
+            "{}: {head} {status}",
+            d.id
+        );
+    }
+    Ok((subs, failed_id))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_stack_answers_every_first_delivery_and_runs_each_followup_once()
 -> anyhow::Result<()> {
@@ -394,5 +490,78 @@ async fn scenario(dev: &Arc<Dev>, group: &mut Group) -> anyhow::Result<()> {
         expected.difference(&got).collect::<Vec<_>>(),
         got.difference(&expected).collect::<Vec<_>>()
     );
+
+    // Then lifecycles out of order, as a user would send them.
+    let seen = recorded.lines().count();
+    let (subs, late_failure) = send_lifecycles(dev).await?;
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let mut open = Vec::new();
+        for sub in &subs {
+            let entity = store.get_entity("subscription", sub).await?;
+            let status = entity.and_then(|e| e.sync).map(|s| s.status);
+            if !status.is_some_and(ActionStatus::is_final) {
+                open.push(format!("{sub}: {status:?}"));
+            }
+        }
+        let failure = store
+            .get_event("stripe", &late_failure)
+            .await?
+            .context("the late failure was not recorded")?;
+        for o in failure.outbox.iter().filter(|o| !o.status.is_final()) {
+            open.push(format!("{late_failure}:{} {:?}", o.kind, o.status));
+        }
+        if open.is_empty() {
+            let alert = failure.outbox.iter().find(|o| o.kind == "notify_admin");
+            ensure!(
+                alert.is_some_and(|o| o.status == ActionStatus::Skipped),
+                "the late alert about a paid invoice must end SKIPPED: {alert:?}"
+            );
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "lifecycles not settled within {SETTLE_TIMEOUT:?}: {open:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let recorded = std::fs::read_to_string(dev.dir.join("sink.jsonl"))?;
+    let posts: Vec<Value> = recorded
+        .lines()
+        .skip(seen)
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let alerted: Vec<&Value> = posts
+        .iter()
+        .filter(|p| {
+            p["idempotency_key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with(&format!("stripe:{late_failure}:")))
+        })
+        .collect();
+    ensure!(
+        alerted.is_empty(),
+        "a paid invoice's late failure alerted: {alerted:?}"
+    );
+    for sub in &subs {
+        // The access target's view of this subscription, in the order the sink saw it.
+        let paths: Vec<&str> = posts
+            .iter()
+            .filter(|p| p["body"]["subscription"] == sub.as_str() && p["status"] == 200)
+            .filter_map(|p| p["path"].as_str())
+            .collect();
+        let last_revoke = paths.iter().rposition(|p| p.contains("revoke_access"));
+        let last_grant = paths.iter().rposition(|p| p.contains("provision_access"));
+        ensure!(
+            last_grant.is_none_or(|g| last_revoke.is_some_and(|r| r > g)),
+            "{sub} was canceled but the access target ends granted: {paths:?}"
+        );
+        if sub.ends_with("cancel_first") {
+            ensure!(
+                last_grant.is_none(),
+                "{sub} was canceled before it was created: never granted: {paths:?}"
+            );
+        }
+    }
     Ok(())
 }
