@@ -1,7 +1,7 @@
-//! The follow-up lifecycle against the emulator with the real SDK clients (DESIGN.md,
-//! "Follow-ups"; invariant 3): event actions once per distinct event whatever the arrival order,
-//! state syncs that converge on the entity's final state, only the claimant POSTs, the DLQ holds
-//! exactly the FAILED ones, the reconciler finds by time what nobody works on, and faults
+//! The follow-up lifecycle against the emulator with the real SDK clients (docs/FOLLOWUPS.md):
+//! event actions once per distinct event whatever the arrival order, state syncs that converge on
+//! the entity's final state, only the claimant POSTs, every FAILED one has its DLQ copy, the
+//! reconciler finds by time what nobody works on, and faults
 //! injected where the guarantee lives (a failed mark after a 2xx, a crash after a claim, a lost
 //! response, a slow SQS, a corrupt record). Time is a [`FixedClock`]; a message's backoff is
 //! ended with [`Stack::release`] instead of waiting.
