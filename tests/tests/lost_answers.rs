@@ -394,3 +394,46 @@ async fn a_sync_reset_whose_answer_was_lost_says_it_reset() {
             .unwrap()
     );
 }
+
+/// `events replay` is one transaction, conditional on the record still being quarantined; the
+/// SDK fills its `ClientRequestToken` once per call, so DynamoDB answers the retry of a replay
+/// whose answer was lost with the first success instead of refusing it as a duplicate.
+#[tokio::test]
+async fn a_replay_whose_answer_was_lost_is_accepted_with_its_followups() {
+    use hookline::store::{Action, ChangeMode, Effects, NewEvent, Outcome, StateChange};
+    let h = Harness::new(Vec::new()).await;
+    let body = br#"{"id":"evt_replay"}"#;
+    let event = NewEvent {
+        source: "test",
+        function: "test-events",
+        event_id: "evt_replay",
+        event_type: "thing.changed",
+        provider_ts: NOW * 1000,
+        body,
+    };
+    h.store().quarantine(&event, "shape changed").await.unwrap();
+    let effects = Effects {
+        change: Some(StateChange {
+            entity_kind: "thing".into(),
+            entity_id: "r1".into(),
+            version: 1,
+            mode: ChangeMode::Upsert,
+            attrs: [("a".to_owned(), serde_json::json!(1))].into(),
+            sync: None,
+        }),
+        actions: vec![Action::new("receipt", serde_json::json!({}))],
+        ignored: false,
+    };
+    let lose = LoseAnswer::nth("TransactWriteItems", 1);
+    let replayed = h.lossy_store(&lose).replay(&event, &effects).await.unwrap();
+    assert!(lose.lost());
+    assert_eq!(replayed.outcome, Outcome::Accepted);
+    assert_eq!(replayed.enqueue.len(), 1);
+    let record = h
+        .store()
+        .get_event("test", "evt_replay")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, "accepted");
+}

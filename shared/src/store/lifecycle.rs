@@ -360,6 +360,15 @@ mod tests {
         assert!(max + t.visibility * t.max_attempts < t.retention);
         assert!(t.longest_schedule() < t.retention);
         assert_eq!(t.retention.as_secs(), 1_209_600);
+        // The queues the code creates (locally, in tests) are the ones the timers count.
+        assert_eq!(
+            t.retention.as_secs(),
+            u64::from(crate::queue::RETENTION_SECS)
+        );
+        assert_eq!(
+            t.visibility.as_secs(),
+            u64::from(crate::queue::VISIBILITY_TIMEOUT_SECS)
+        );
     }
 
     #[test]
