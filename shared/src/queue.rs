@@ -12,7 +12,8 @@ use crate::store::FollowUp;
 /// SQS accepts at most ten entries per `SendMessageBatch`.
 pub const BATCH_LIMIT: usize = 10;
 /// Receives before SQS itself moves a message to the dead-letter queue (also in
-/// `template.yaml`): far above the worker's attempt cap, a net for malformed messages only. The
+/// `template.yaml`): above the worker's attempt cap (each attempt is a receive of the same
+/// message; `Timers::validate` keeps the cap below it), a net for malformed messages only. The
 /// worker moves the FAILED ones there itself.
 pub const MAX_RECEIVE_COUNT: u32 = 50;
 /// Retention of the follow-up queue, seconds (14 days, the SQS maximum): the whole backoff

@@ -117,8 +117,9 @@ pub struct TimerError(String);
 impl Timers {
     /// Checks that the timers nest with the SDK's own (see the module's invariants): the calls
     /// before the POST and the POST fit in the lease; `lease <= worker timeout < visibility`;
-    /// the worker's worst path fits in its timeout; `base <= cap <= 12 h`; and the longest
-    /// schedule, with one visibility timeout per attempt, fits in the queue's retention.
+    /// the worker's worst path fits in its timeout; `base <= cap <= 12 h`; the attempts stay
+    /// below the queue's `maxReceiveCount`; and the longest schedule, with one visibility timeout
+    /// per attempt, fits in the queue's retention.
     pub fn validate(&self) -> Result<(), TimerError> {
         let call = self.sdk.worst_call();
         let before_post = call
@@ -151,6 +152,15 @@ impl Timers {
             return Err(TimerError(format!(
                 "backoff base must be > 0 and <= its cap, and the cap at most {MAX_BACKOFF_CAP:?} \
                  (SQS's visibility limit)"
+            )));
+        }
+        // Each attempt is one more receive of the same message: SQS's own redrive must not take
+        // it while attempts remain.
+        if self.max_attempts >= crate::queue::MAX_RECEIVE_COUNT {
+            return Err(TimerError(format!(
+                "{} attempts reach the queue's maxReceiveCount {}",
+                self.max_attempts,
+                crate::queue::MAX_RECEIVE_COUNT
             )));
         }
         let longest = self.longest_schedule();
@@ -297,6 +307,12 @@ mod tests {
             t.validate().is_err(),
             "attempts x backoff must fit the retention"
         );
+        let t = Timers {
+            max_attempts: 50,
+            backoff_cap: Duration::from_secs(60),
+            ..Timers::default()
+        };
+        assert!(t.validate().is_err(), "below SQS's own redrive");
         let t = Timers {
             backoff_cap: Duration::from_secs(43_201),
             max_attempts: 8,
