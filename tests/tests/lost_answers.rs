@@ -308,6 +308,32 @@ async fn a_sync_failed_mark_whose_answer_was_lost_is_failed() {
 }
 
 #[tokio::test]
+async fn a_sync_backoff_mark_whose_answer_was_lost_still_backs_off() {
+    let h = Harness::new(vec![503]).await;
+    let message = h.subscription("created", "sub_backoff", NOW - 100).await;
+    let lose = LoseAnswer::nth("UpdateItem", 2);
+    let result = h.worker(&lose, &[]).handle_message(&message).await;
+    assert!(lose.lost());
+    assert!(matches!(result, Err(Retry::Backoff { .. })), "{result:?}");
+    assert_eq!(h.sync_status("sub_backoff").await, ActionStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_sync_skipped_mark_whose_answer_was_lost_is_skipped() {
+    let h = Harness::new(Vec::new()).await;
+    let message = h.subscription("created", "sub_skipped", NOW - 100).await;
+    let lose = LoseAnswer::nth("UpdateItem", 2);
+    let result = h
+        .worker(&lose, &["provision_access"])
+        .handle_message(&message)
+        .await;
+    assert!(lose.lost());
+    assert_eq!(result, Ok(Handled::Skipped));
+    assert_eq!(h.sync_status("sub_skipped").await, ActionStatus::Skipped);
+    assert_eq!(h.target.hits(), 0);
+}
+
+#[tokio::test]
 async fn a_moved_sync_mark_whose_answer_was_lost_is_moved() {
     let h = Harness::new(Vec::new()).await;
     h.subscription("created", "sub_moved", NOW - 100).await;
