@@ -65,7 +65,8 @@ pub fn function_env(
         (config::TABLE_NAME.to_owned(), args.table.clone()),
         (config::FOLLOWUP_QUEUE_URL.to_owned(), queue_url.to_owned()),
         (config::FOLLOWUP_DLQ_URL.to_owned(), dlq_url.to_owned()),
-        // Local retries come quickly: 2 s doubling to at most 30 s.
+        // Local retries come quickly: 2 s doubling to at most 30 s, 8 attempts (one to two
+        // minutes of backoff; deployed, the horizon is days: docs/FOLLOWUPS.md).
         (
             config::FOLLOWUP_BACKOFF_BASE_SECS.to_owned(),
             "2".to_owned(),
@@ -74,6 +75,7 @@ pub fn function_env(
             config::FOLLOWUP_BACKOFF_CAP_SECS.to_owned(),
             "30".to_owned(),
         ),
+        (config::FOLLOWUP_MAX_ATTEMPTS.to_owned(), "8".to_owned()),
         (
             config::RECONCILE_GRACE_SECS.to_owned(),
             args.reconcile_grace_secs.to_string(),

@@ -43,14 +43,15 @@ pub const RECONCILE_GRACE_SECS: &str = "RECONCILE_GRACE_SECS";
 pub const RECONCILE_MAX_EVENTS: &str = "RECONCILE_MAX_EVENTS";
 /// The SQS dead-letter queue URL: where the worker moves a follow-up it marks FAILED.
 pub const FOLLOWUP_DLQ_URL: &str = "FOLLOWUP_DLQ_URL";
-/// How long a worker's claim holds a follow-up, seconds (default 25; at most the worker's 30 s
-/// timeout and more than the action timeout).
+/// How long a worker's claim holds a follow-up, seconds (default 25; at most the worker's 40 s
+/// timeout, and long enough for the claim, the entity read and the POST).
 pub const FOLLOWUP_LEASE_SECS: &str = "FOLLOWUP_LEASE_SECS";
 /// First backoff after a transient failure, seconds (default 30), doubled per attempt.
 pub const FOLLOWUP_BACKOFF_BASE_SECS: &str = "FOLLOWUP_BACKOFF_BASE_SECS";
-/// Longest backoff, seconds (default 3600).
+/// Longest backoff, seconds (default 21600, 6 h; at most SQS's 43200).
 pub const FOLLOWUP_BACKOFF_CAP_SECS: &str = "FOLLOWUP_BACKOFF_CAP_SECS";
-/// Attempts before a transiently failing follow-up is FAILED (default 8).
+/// Attempts before a transiently failing follow-up is FAILED (default 36: more than 72 h of
+/// backoff even at the jitter's minimum; docs/FOLLOWUPS.md, "Timers").
 pub const FOLLOWUP_MAX_ATTEMPTS: &str = "FOLLOWUP_MAX_ATTEMPTS";
 /// The value of `ACTION_<KIND>_URL` that turns a kind off: its follow-ups end SKIPPED.
 pub const DISABLED: &str = "disabled";
@@ -345,15 +346,25 @@ impl WorkerConfig {
             });
         }
         let secs = |var, default: u64| number(src, var, default, |v: &u64| *v > 0);
+        let d = crate::store::lifecycle::Timers::default();
         let timers = crate::store::lifecycle::Timers {
-            action_timeout: Duration::from_millis(number(src, ACTION_TIMEOUT_MS, 5000, |t| {
-                *t > 0
-            })?),
-            lease: Duration::from_secs(secs(FOLLOWUP_LEASE_SECS, 25)?),
-            backoff_base: Duration::from_secs(secs(FOLLOWUP_BACKOFF_BASE_SECS, 30)?),
-            backoff_cap: Duration::from_secs(secs(FOLLOWUP_BACKOFF_CAP_SECS, 3600)?),
-            max_attempts: number(src, FOLLOWUP_MAX_ATTEMPTS, 8, |a| *a > 0)?,
-            ..crate::store::lifecycle::Timers::default()
+            action_timeout: Duration::from_millis(number(
+                src,
+                ACTION_TIMEOUT_MS,
+                u64::try_from(d.action_timeout.as_millis()).unwrap_or(u64::MAX),
+                |t| *t > 0,
+            )?),
+            lease: Duration::from_secs(secs(FOLLOWUP_LEASE_SECS, d.lease.as_secs())?),
+            backoff_base: Duration::from_secs(secs(
+                FOLLOWUP_BACKOFF_BASE_SECS,
+                d.backoff_base.as_secs(),
+            )?),
+            backoff_cap: Duration::from_secs(secs(
+                FOLLOWUP_BACKOFF_CAP_SECS,
+                d.backoff_cap.as_secs(),
+            )?),
+            max_attempts: number(src, FOLLOWUP_MAX_ATTEMPTS, d.max_attempts, |a| *a > 0)?,
+            ..d
         };
         timers.validate().map_err(|e| ConfigError::Invalid {
             var: FOLLOWUP_LEASE_SECS,
@@ -401,17 +412,36 @@ pub const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest an AWS call may take, retries included: well inside the receivers' 10 s Lambda timeout,
 /// so a hung dependency becomes our 503 (the sender retries) rather than a Lambda timeout.
 pub const AWS_OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
+/// Attempts of one AWS call (the SDK's standard retry), the first included.
+pub const AWS_MAX_ATTEMPTS: u32 = 3;
+/// The SDK's first retry backoff (doubled per retry, jittered).
+pub const AWS_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Builds the AWS SDK configuration once per cold start, with explicit timeouts.
-/// `AWS_ENDPOINT_URL` (the local emulator) and `AWS_REGION` are honoured by the SDK itself.
+/// How every AWS client retries, as [`aws`] configures them: the follow-up timers count it
+/// ([`crate::store::lifecycle::Timers::validate`]), so the two cannot drift apart.
+pub const AWS_SDK: crate::store::lifecycle::SdkRetry = crate::store::lifecycle::SdkRetry {
+    attempt_timeout: AWS_ATTEMPT_TIMEOUT,
+    max_attempts: AWS_MAX_ATTEMPTS,
+    initial_backoff: AWS_INITIAL_BACKOFF,
+    operation_timeout: AWS_OPERATION_TIMEOUT,
+};
+
+/// Builds the AWS SDK configuration once per cold start, with explicit timeouts and retries
+/// ([`AWS_SDK`]). `AWS_ENDPOINT_URL` (the local emulator) and `AWS_REGION` are honoured by the
+/// SDK itself.
 pub async fn aws() -> aws_config::SdkConfig {
     aws_config::from_env()
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
-                .operation_timeout(AWS_OPERATION_TIMEOUT)
+                .operation_attempt_timeout(AWS_SDK.attempt_timeout)
+                .operation_timeout(AWS_SDK.operation_timeout)
                 .build(),
+        )
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(AWS_SDK.max_attempts)
+                .with_initial_backoff(AWS_SDK.initial_backoff),
         )
         .load()
         .await

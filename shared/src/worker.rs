@@ -1,6 +1,6 @@
 //! The follow-up worker: runs each queued follow-up under a lease (docs/FOLLOWUPS.md).
 //!
-//! Invariants kept here (docs/FOLLOWUPS.md):
+//! Invariants kept here (docs/FOLLOWUPS.md, "The lifecycle"):
 //! - **only the claimant POSTs**: a message first claims its follow-up with a conditional update
 //!   (a lease and attempt + 1); a message whose claim fails (someone holds the lease, or it is
 //!   finished) is deleted, not retried: the reconciler, not a stray copy, recovers a crashed
@@ -17,8 +17,11 @@
 //!   stays PENDING and is enqueued again;
 //! - **an event action's guard is read when it runs**: a failed guard (entity deleted, an
 //!   invoice paid meanwhile) ends it SKIPPED with the reason, without a POST;
-//! - **the DLQ holds exactly the FAILED ones**: the worker sends the message there itself when it
-//!   marks FAILED, then lets the event source delete it. A transient failure backs off by changing
+//! - **FAILED is always seen**: the worker sends the message to the DLQ itself BEFORE it marks
+//!   FAILED (a refused send marks nothing and the message comes back), then lets the event source
+//!   delete it, and counts `followups_failed` for every FAILED, one recognised through its own
+//!   retried write included. A copy whose mark then finds the lease lost is dropped by
+//!   `hookline dlq redrive` (its follow-up is not FAILED). A transient failure backs off by changing
 //!   the message's visibility (capped, jittered, `Retry-After` honoured) and reporting it in
 //!   `batchItemFailures`; redirects are never followed (a POST must not become a GET).
 
@@ -174,26 +177,17 @@ impl Worker {
         let body = record.body.as_deref().unwrap_or_default();
         let followup = queue::decode(body);
         let result = match &followup {
-            Ok(f) => self.run(f).await,
+            Ok(f) => self.run(f, body).await,
             Err(e) => Err(Retry::Malformed(e.to_string())),
         };
         self.report(record, followup.as_ref().ok(), &result);
-        match &result {
-            Err(Retry::Backoff { delay, .. }) => {
-                if let Some(handle) = record.receipt_handle.as_deref()
-                    && let Err(e) = self.queue.delay(handle, *delay).await
-                {
-                    // The queue's own visibility timeout applies instead: later, never lost.
-                    tracing::warn!(error = %e, "could not set the backoff on the message");
-                }
-            }
-            Ok(Handled::Failed) => {
-                if let Err(e) = self.queue.send_body_to(&self.dlq_url, body).await {
-                    // Marked FAILED already (visible to `followups list`); keep the message.
-                    return Err(Retry::Dependency(format!("moving to the DLQ: {e}")));
-                }
-            }
-            _ => {}
+        // A FAILED one's dead-letter copy was sent before its mark (`dead_letter_first`).
+        if let Err(Retry::Backoff { delay, .. }) = &result
+            && let Some(handle) = record.receipt_handle.as_deref()
+            && let Err(e) = self.queue.delay(handle, *delay).await
+        {
+            // The queue's own visibility timeout applies instead: later, never lost.
+            tracing::warn!(error = %e, "could not set the backoff on the message");
         }
         result
     }
@@ -245,26 +239,41 @@ impl Worker {
         }
     }
 
-    /// Handles one message body. `Ok(Handled::Failed)` means "move it to the DLQ".
+    /// Handles one message body. `Ok(Handled::Failed)`: FAILED, and its copy is on the DLQ.
     pub async fn handle_message(&self, body: &str) -> Result<Handled, Retry> {
         let followup = queue::decode(body).map_err(|e| Retry::Malformed(e.to_string()))?;
-        self.run(&followup).await
+        self.run(&followup, body).await
     }
 
-    async fn run(&self, followup: &FollowUp) -> Result<Handled, Retry> {
+    async fn run(&self, followup: &FollowUp, body: &str) -> Result<Handled, Retry> {
         match followup {
             FollowUp::Action {
                 source,
                 event_id,
                 action,
-            } => self.run_action(source, event_id, action).await,
+            } => self.run_action(source, event_id, action, body).await,
             FollowUp::Sync {
                 source,
                 entity_kind,
                 entity_id,
                 sync: _,
-            } => self.run_sync(source, entity_kind, entity_id).await,
+            } => self.run_sync(source, entity_kind, entity_id, body).await,
         }
+    }
+
+    /// Before a FAILED mark: the message's copy goes to the dead-letter queue FIRST, so a FAILED
+    /// follow-up always has one (and the DLQ-depth alarm sees it). If the send fails, nothing is
+    /// marked: the message comes back and runs again once the lease has ended. If the mark then
+    /// finds the lease lost, the copy is harmless: `hookline dlq redrive` drops a message whose
+    /// follow-up is not FAILED or SKIPPED (docs/FOLLOWUPS.md, "The lifecycle").
+    async fn dead_letter_first(&self, finish: &Finish, body: &str) -> Result<(), Retry> {
+        if matches!(finish, Finish::Failed { .. }) {
+            self.queue
+                .send_body_to(&self.dlq_url, body)
+                .await
+                .map_err(|e| Retry::Dependency(format!("moving to the DLQ: {e}")))?;
+        }
+        Ok(())
     }
 
     async fn run_action(
@@ -272,6 +281,7 @@ impl Worker {
         source: &str,
         event_id: &str,
         action: &str,
+        body: &str,
     ) -> Result<Handled, Retry> {
         let Some(claim) = self
             .store
@@ -297,6 +307,7 @@ impl Worker {
             let key = lifecycle::action_key(source, event_id, action, entry.generation);
             self.post(action, &entry.payload, &key, entry.attempt).await
         };
+        self.dead_letter_first(&finish, body).await?;
         let marked = self
             .store
             .finish_action(source, event_id, action, &claim.lease, &finish)
@@ -304,7 +315,13 @@ impl Worker {
         outcome(&finish, marked, self.clock.now_millis())
     }
 
-    async fn run_sync(&self, source: &str, kind: &str, id: &str) -> Result<Handled, Retry> {
+    async fn run_sync(
+        &self,
+        source: &str,
+        kind: &str,
+        id: &str,
+        body: &str,
+    ) -> Result<Handled, Retry> {
         let Some(claim) = self
             .store
             .claim_sync(
@@ -354,6 +371,7 @@ impl Worker {
                 (finish, posted)
             }
         };
+        self.dead_letter_first(&finish, body).await?;
         let marked = self
             .store
             .finish_sync(&claim.entity, &claim.lease, &finish, posted)

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::config::Intercept;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextMut,
+};
+use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,6 +55,67 @@ impl Intercept for CallCounter {
             .unwrap_or("unknown");
         let op = target.rsplit('.').next().unwrap_or(target).to_owned();
         self.0.lock().unwrap().push(op);
+        Ok(())
+    }
+}
+
+/// Loses the answer of the `nth` (1-based) successful call of operation `op` (e.g. `UpdateItem`)
+/// once: the write reaches the emulator and applies, then its answer is replaced with a timeout,
+/// as a response lost on the way back is. The SDK's retry classifier retries a timeout, so the
+/// SDK's own retry of the write meets the state the write itself left.
+#[derive(Debug, Clone)]
+pub struct LoseAnswer {
+    op: &'static str,
+    nth: usize,
+    seen: Arc<AtomicUsize>,
+}
+
+impl LoseAnswer {
+    /// Loses the answer of the `nth` successful `op`.
+    pub fn nth(op: &'static str, nth: usize) -> Self {
+        Self {
+            op,
+            nth,
+            seen: Arc::default(),
+        }
+    }
+
+    /// True once the answer was lost.
+    pub fn lost(&self) -> bool {
+        self.seen.load(Ordering::SeqCst) >= self.nth
+    }
+
+    /// A DynamoDB client on `sdk` that loses that answer.
+    pub fn dynamo(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(sdk)
+                .interceptor(self.clone())
+                .build(),
+        )
+    }
+}
+
+impl Intercept for LoseAnswer {
+    fn name(&self) -> &'static str {
+        "LoseAnswer"
+    }
+    fn modify_before_attempt_completion(
+        &self,
+        ctx: &mut FinalizerInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let ours = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .is_some_and(|m| m.name() == self.op);
+        let Some(result) = ctx.output_or_error_mut() else {
+            return Ok(());
+        };
+        if ours && result.is_ok() && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth {
+            *result = Err(OrchestratorError::timeout(
+                "injected: the answer was lost on the way back".into(),
+            ));
+        }
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! event actions once per distinct event whatever the arrival order (guards read when they run),
 //! state syncs that converge on the entity's final state (one entity decides each grant; a state
 //! maybe sent counts as sent; keys follow the state), only the claimant POSTs, the DLQ holds
-//! exactly the FAILED ones, the reconciler finds by time what nobody works on, and faults
+//! a copy of every FAILED one, the reconciler finds by time what nobody works on, and faults
 //! injected where the guarantee lives (a failed mark after a 2xx, a crash after a claim, a lost
 //! response, a slow SQS, a corrupt record). Time is a [`FixedClock`]; a message's backoff is
 //! ended with [`Stack::release`] instead of waiting.
@@ -443,42 +443,83 @@ async fn a_target_refusing_with_401_fails_to_the_dlq_and_a_retry_after_the_fix_r
     );
 }
 
+/// A target down for three days loses nothing (docs/FOLLOWUPS.md, "Timers"): the clock follows
+/// the real schedule (each cycle ends exactly when the longest backoff held ends, never sooner:
+/// a copy released earlier would find its follow-up held and be dropped), each wait is at least
+/// the jitter's minimum, and after 72 hours of refusals no follow-up is FAILED.
 #[tokio::test]
-async fn a_target_down_for_hours_has_one_copy_in_flight_and_each_action_runs_once_after() {
+async fn a_target_down_for_three_days_has_one_copy_in_flight_and_each_action_runs_once_after() {
     let h = Harness::new(Vec::new()).await;
     h.target.set_default(503);
+    let timers = Timers::default();
     let spec = payment_events::spec();
     for n in 0..3 {
         let v = invoice_paid(&format!("down_{n}"));
         assert_eq!(h.deliver(&spec, &v, "d").await, "accepted");
     }
+    let start = h.clock.now_millis();
     let fed = h.stack.feed(&h.worker, 10, 0).await.unwrap();
     assert_eq!(fed.failed.len(), 3);
     let mut failed = fed.failed;
-    for cycle in 1..6 {
-        // An hour on (the backoff's cap): every backoff so far has ended, so the messages are
-        // visible again and the event source takes them; then the reconciler's scheduled run.
-        // (Released before their backoff ended, a copy would find the follow-up held and be
-        // dropped: the backoff holds against every copy.)
-        h.clock.advance_secs(3600);
-        h.stack.release(&failed).await.unwrap();
-        let fed = h.stack.feed(&h.worker, 10, cycle).await.unwrap();
-        assert_eq!(fed.received, 3, "cycle {cycle}: each follow-up once");
-        failed = fed.failed;
+    let mut attempts = 1;
+    loop {
+        // Each follow-up holds until one second before its message reappears.
+        let failed_at = h.clock.now_millis();
+        let mut reappear = failed_at;
+        for n in 0..3 {
+            let event = h
+                .store()
+                .get_event("stripe", &format!("evt_down_{n}"))
+                .await
+                .unwrap()
+                .unwrap();
+            let entry = &event.outbox[0];
+            assert_eq!(
+                (entry.status, entry.attempt),
+                (ActionStatus::Pending, attempts),
+                "attempt {attempts}: backing off, not FAILED"
+            );
+            let at = entry.lease_until.unwrap() + 1_000;
+            let least = timers.backoff(u32::try_from(attempts).unwrap(), None, 0.0);
+            assert!(
+                at - failed_at >= i64::try_from(least.as_millis()).unwrap(),
+                "attempt {attempts}: waits at least {least:?}"
+            );
+            reappear = reappear.max(at);
+        }
         let report = h.reconcile().await;
         assert_eq!(
             report.enqueued, 0,
-            "cycle {cycle}: in flight, so not re-sent"
+            "attempt {attempts}: in flight, not re-sent"
         );
         let (visible, in_flight) = h.stack.depth(&h.stack.queue_url).await.unwrap();
         assert_eq!(
             visible + in_flight,
             3,
-            "cycle {cycle}: one copy of each in flight"
+            "attempt {attempts}: one copy of each"
         );
         assert_eq!(h.stack.depth(&h.stack.dlq_url).await.unwrap(), (0, 0));
+        h.clock.advance_secs((reappear - failed_at + 999) / 1_000);
+        if h.clock.now_millis() - start >= 72 * 3_600 * 1_000 {
+            break;
+        }
+        h.stack.release(&failed).await.unwrap();
+        let fed = h
+            .stack
+            .feed(&h.worker, 10, u64::try_from(attempts).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(fed.received, 3, "attempt {attempts}: each follow-up once");
+        failed = fed.failed;
+        assert_eq!(failed.len(), 3);
+        attempts += 1;
     }
-    h.clock.advance_secs(3600);
+    assert!(
+        attempts < i64::from(timers.max_attempts),
+        "three days took {attempts} of {} attempts",
+        timers.max_attempts
+    );
+    // Back after three days: each runs once more, with the key it always had.
     h.target.set_default(200);
     h.stack.release(&failed).await.unwrap();
     h.settle(9).await;
@@ -488,15 +529,14 @@ async fn a_target_down_for_hours_has_one_copy_in_flight_and_each_action_runs_onc
             h.action_status("stripe", &id, "receipt").await,
             ActionStatus::Done
         );
-        let ok: Vec<_> = h.posts_by_key()[&format!("stripe:{id}:receipt:0")].clone();
+        let posts = h.posts_by_key()[&format!("stripe:{id}:receipt:0")].len();
         assert_eq!(
-            ok.len(),
-            7,
-            "six refused attempts and one accepted, all with one key"
+            i64::try_from(posts).unwrap(),
+            attempts + 1,
+            "every refused attempt and one accepted, all with one key"
         );
-        let event = h.store().get_event("stripe", &id).await.unwrap().unwrap();
-        assert_eq!(event.outbox[0].attempt, 7);
     }
+    assert_eq!(h.stack.depth(&h.stack.dlq_url).await.unwrap(), (0, 0));
 }
 
 #[tokio::test]
@@ -1425,4 +1465,58 @@ async fn the_pre_post_mark_recognises_its_own_earlier_write_and_refuses_a_stale_
         sync.sent_key("subscription", "sub_mark").as_deref(),
         Some("stripe:subscription/sub_mark#1:access:0")
     );
+}
+
+/// FAILED is always seen: the worker sends the message to the dead-letter queue before it marks
+/// the follow-up FAILED, so a refused send leaves the follow-up not FAILED and the message comes
+/// back (docs/FOLLOWUPS.md, "The lifecycle").
+#[tokio::test]
+async fn a_dead_letter_send_that_fails_leaves_the_followup_not_failed_and_the_message_back() {
+    let h = Harness::new(vec![401, 401]).await;
+    let spec = payment_events::spec();
+    assert_eq!(
+        h.deliver(&spec, &invoice_paid("dlq_down"), "d").await,
+        "accepted"
+    );
+    let targets = hookline::store::ACTION_KINDS
+        .iter()
+        .map(|k| {
+            (
+                (*k).to_owned(),
+                hookline::config::Target::Url(h.target.url(k)),
+            )
+        })
+        .collect();
+    // A dead-letter queue that does not exist: every send to it is refused.
+    let gone = format!("{}-gone", h.stack.dlq_url);
+    let worker = Worker::from_parts(
+        h.store(),
+        h.stack.queue(),
+        &gone,
+        targets,
+        Timers::default(),
+        h.shared(),
+    )
+    .unwrap();
+    let fed = h.stack.feed(&worker, 10, 1).await.unwrap();
+    assert_eq!(
+        (fed.received, fed.failed.len()),
+        (1, 1),
+        "the message comes back"
+    );
+    assert_ne!(
+        h.action_status("stripe", "evt_dlq_down", "receipt").await,
+        ActionStatus::Failed,
+        "not FAILED while no dead-letter copy exists"
+    );
+    // Its lease runs out; the message comes back to a worker whose dead-letter queue works.
+    h.clock.advance_secs(26);
+    h.stack.release(&fed.failed).await.unwrap();
+    let fed = h.stack.feed(&h.worker, 10, 2).await.unwrap();
+    assert_eq!((fed.received, fed.failed.len()), (1, 0));
+    assert_eq!(
+        h.action_status("stripe", "evt_dlq_down", "receipt").await,
+        ActionStatus::Failed
+    );
+    assert_eq!(h.stack.drain(&h.stack.dlq_url).await.unwrap().len(), 1);
 }

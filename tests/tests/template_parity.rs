@@ -201,6 +201,22 @@ async fn queues_in_template_match_the_local_queues() {
         .parse()
         .unwrap();
     assert_eq!(main["VisibilityTimeout"].as_u64(), Some(local_visibility));
+    let local_main_retention: u64 = attrs[&QueueAttributeName::MessageRetentionPeriod]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        main["MessageRetentionPeriod"].as_u64(),
+        Some(local_main_retention)
+    );
+    assert_eq!(
+        Some(
+            hookline::store::lifecycle::Timers::default()
+                .retention
+                .as_secs()
+        ),
+        main["MessageRetentionPeriod"].as_u64(),
+        "the timers count the queue's retention"
+    );
     let redrive: serde_json::Value =
         serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
     let local_max = redrive["maxReceiveCount"].as_u64().unwrap();
@@ -390,8 +406,11 @@ fn alarms_watch_metric_names_and_dimensions_the_code_emits() {
             let from_a_receiver = specs
                 .iter()
                 .any(|s| s.function == function && s.source == source);
+            // The worker counts per source of the follow-up it ran.
+            let from_the_worker =
+                function == "followup-worker" && specs.iter().any(|s| s.source == source);
             assert!(
-                from_a_receiver || (function == "reconciler" && source == "all"),
+                from_a_receiver || from_the_worker || (function == "reconciler" && source == "all"),
                 "{name}: ({function}, {source}) is emitted by no function"
             );
         }
@@ -401,6 +420,7 @@ fn alarms_watch_metric_names_and_dimensions_the_code_emits() {
         m::QUARANTINED,
         m::ENQUEUE_FAILED,
         m::RECONCILER_BACKLOG_AGE_MS,
+        m::FOLLOWUPS_FAILED,
     ] {
         assert!(watched.contains(needed), "an alarm on {needed}");
     }
@@ -414,4 +434,25 @@ fn the_table_is_protected_from_deletion() {
         tables[0].1["DeletionProtectionEnabled"].as_bool(),
         Some(true)
     );
+}
+
+#[test]
+fn the_worker_in_template_runs_the_timers_the_code_validates() {
+    use hookline::store::lifecycle::{Timers, WORKER_TIMEOUT};
+    let t = template();
+    let worker = &t["Resources"]["FollowupWorkerFunction"]["Properties"];
+    assert_eq!(worker["Timeout"].as_u64(), Some(WORKER_TIMEOUT.as_secs()));
+    let env = &worker["Environment"]["Variables"];
+    let number = |var: &str| env[var].as_str().unwrap().parse::<u64>().unwrap();
+    let d = Timers::default();
+    let deployed = Timers {
+        action_timeout: std::time::Duration::from_millis(number("ACTION_TIMEOUT_MS")),
+        lease: std::time::Duration::from_secs(number("FOLLOWUP_LEASE_SECS")),
+        backoff_base: std::time::Duration::from_secs(number("FOLLOWUP_BACKOFF_BASE_SECS")),
+        backoff_cap: std::time::Duration::from_secs(number("FOLLOWUP_BACKOFF_CAP_SECS")),
+        max_attempts: u32::try_from(number("FOLLOWUP_MAX_ATTEMPTS")).unwrap(),
+        ..d
+    };
+    assert_eq!(deployed, d, "the template sets the code's defaults");
+    assert_eq!(deployed.validate(), Ok(()));
 }

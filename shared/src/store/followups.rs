@@ -3,12 +3,21 @@
 //! map) or the entity record (its sync), so that only the lease holder moves a follow-up on and
 //! a retry, a crash or a copy of a message can never run one twice at the same time.
 //!
+//! Every transition recognises its own earlier success (docs/FOLLOWUPS.md): the SDK retries a
+//! write whose answer was lost, and that retry fails the write's own condition. Each transition
+//! therefore writes a token of its own with the state it moves to (a claim its lease token, a
+//! finish the lease token as `last_lease`, an operator's reset a fresh `reset_token`) and asks for
+//! the item as it is when the condition fails (`ALL_OLD`): our token with our target state there
+//! means the refusal met our own write, which is then reported as written ([`transition`]).
+//!
 //! Items with anything not final carry `pending_pk`/`next_check_at` (the sparse pending index):
 //! recorded → now + grace; claimed → lease end + visibility; backed off → visible again + grace.
 //! The reconciler reads exactly the items whose time has passed.
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::dynamo::{
@@ -117,6 +126,87 @@ fn lease_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// The lease token a finish of an event action records in its outbox entry, and of a sync on the
+/// entity: the finish's proof of its own write.
+const LAST_LEASE: &str = "last_lease";
+/// See [`LAST_LEASE`].
+const SYNC_LAST_LEASE: &str = "sync_last_lease";
+/// The fresh token an operator's reset of an event action writes in its outbox entry.
+const RESET_TOKEN: &str = "reset_token";
+/// See [`RESET_TOKEN`].
+const SYNC_RESET_TOKEN: &str = "sync_reset_token";
+
+/// What a transition leaves behind that only it writes: its `token` in `token_attr` next to the
+/// `status` it moves the follow-up to, both in outbox entry `entry` (an event action) or on the
+/// item itself (`None`: a sync).
+struct Stamp<'a> {
+    entry: Option<&'a str>,
+    token_attr: &'a str,
+    token: &'a str,
+    status_attr: &'a str,
+    status: ActionStatus,
+}
+
+impl Stamp<'_> {
+    /// True when `item` carries this stamp: the transition that wrote it was this one.
+    fn on(&self, item: &Item) -> bool {
+        let holder = match self.entry {
+            None => item,
+            Some(k) => match item.get(OUTBOX) {
+                Some(AttributeValue::M(o)) => match o.get(k) {
+                    Some(AttributeValue::M(e)) => e,
+                    _ => return false,
+                },
+                _ => return false,
+            },
+        };
+        opt_s(holder, self.token_attr) == Some(self.token)
+            && opt_s(holder, self.status_attr) == Some(self.status.as_str())
+    }
+}
+
+/// How a conditional transition ended.
+enum Transition {
+    /// Written, by this request or by its own earlier attempt whose answer was lost: the item as
+    /// it is now (`ALL_NEW`, or `ALL_OLD` of the refused retry, which is the same item).
+    Written(Item),
+    /// Refused by its condition: the item as it was, when there was one.
+    Refused(Option<Item>),
+}
+
+/// Sends one conditional transition. A refusal that finds `stamp` on the item is the SDK's
+/// retry meeting this transition's own write (its first answer was lost): written.
+async fn transition(
+    req: UpdateItemFluentBuilder,
+    stamp: &Stamp<'_>,
+) -> Result<Transition, StoreError> {
+    let res = req
+        .return_values(ReturnValue::AllNew)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match res {
+        Ok(out) => Ok(Transition::Written(out.attributes.unwrap_or_default())),
+        Err(e) if is_condition_failure(&e) => {
+            let old = match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
+                _ => None,
+            };
+            match old {
+                Some(item) if stamp.on(&item) => {
+                    tracing::info!(
+                        status = stamp.status.as_str(),
+                        "a retried transition found its own earlier write"
+                    );
+                    Ok(Transition::Written(item))
+                }
+                old => Ok(Transition::Refused(old)),
+            }
+        }
+        Err(e) => Err(dynamo_err("UpdateItem", e)),
+    }
+}
+
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
     e: &aws_sdk_dynamodb::error::SdkError<E>,
 ) -> bool {
@@ -145,7 +235,7 @@ impl EventStore {
         let lease = lease_token();
         let lease_until = now.saturating_add(lease_ms);
         let pk = event_pk(source, event_id);
-        let res = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -175,18 +265,18 @@ impl EventStore {
                 ":nc",
                 n(self.visibility_check(lease_until, visibility_ms)),
             )
-            .expression_attribute_values(":now", n(now))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let out = match res {
-            Ok(out) => out,
-            Err(e) if is_condition_failure(&e) => return Ok(None),
-            Err(e) => return Err(dynamo_err("UpdateItem", e)),
+            .expression_attribute_values(":now", n(now));
+        let stamp = Stamp {
+            entry: Some(action),
+            token_attr: "lease",
+            token: &lease,
+            status_attr: "status",
+            status: ActionStatus::Running,
         };
-        let item = out
-            .attributes
-            .ok_or_else(|| StoreError::Corrupt("claim returned no item".into()))?;
+        let item = match transition(req, &stamp).await? {
+            Transition::Written(item) => item,
+            Transition::Refused(_) => return Ok(None),
+        };
         let entry = match item.get(OUTBOX) {
             Some(AttributeValue::M(o)) => match o.get(action) {
                 Some(AttributeValue::M(e)) => parse_outbox_entry(action, e)?,
@@ -229,6 +319,7 @@ impl EventStore {
             "#o.#k.#st = :st",
             "#o.#k.last_status = :ls",
             "#o.#k.finished_at = :now",
+            "#o.#k.#ll = :lease",
             "#rev = #rev + :one",
         ];
         let mut values = HashMap::from([
@@ -250,6 +341,7 @@ impl EventStore {
             ("#o".to_owned(), OUTBOX.to_owned()),
             ("#k".to_owned(), action.to_owned()),
             ("#st".to_owned(), "status".to_owned()),
+            ("#ll".to_owned(), LAST_LEASE.to_owned()),
             ("#rev".to_owned(), REV.to_owned()),
         ]);
         if check.is_some() {
@@ -265,7 +357,7 @@ impl EventStore {
             }
             None => "#o.#k.lease, #o.#k.lease_until",
         };
-        let res = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -274,19 +366,23 @@ impl EventStore {
             .update_expression(format!("SET {} REMOVE {remove}", set.join(", ")))
             .condition_expression("#o.#k.lease = :lease")
             .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let out = match res {
-            Ok(out) => out,
-            Err(e) if is_condition_failure(&e) => return Ok(Marked::LeaseLost),
-            Err(e) => return Err(dynamo_err("UpdateItem", e)),
+            .set_expression_attribute_values(Some(values));
+        let stamp = Stamp {
+            entry: Some(action),
+            token_attr: LAST_LEASE,
+            token: lease,
+            status_attr: "status",
+            status,
         };
-        if let Some(item) = out.attributes {
-            self.settle(&item, &pk, EVENT_SK).await?;
+        match transition(req, &stamp).await? {
+            Transition::Written(item) => {
+                if !item.is_empty() {
+                    self.settle(&item, &pk, EVENT_SK).await?;
+                }
+                Ok(Marked::Written)
+            }
+            Transition::Refused(_) => Ok(Marked::LeaseLost),
         }
-        Ok(Marked::Written)
     }
 
     /// After a transition: when nothing on the item is left to run, it leaves the pending index
@@ -341,7 +437,7 @@ impl EventStore {
         let lease = lease_token();
         let lease_until = now.saturating_add(lease_ms);
         let pk = entity_pk(kind, id);
-        let res = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -372,18 +468,18 @@ impl EventStore {
                 ":nc",
                 n(self.visibility_check(lease_until, visibility_ms)),
             )
-            .expression_attribute_values(":now", n(now))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let out = match res {
-            Ok(out) => out,
-            Err(e) if is_condition_failure(&e) => return Ok(None),
-            Err(e) => return Err(dynamo_err("UpdateItem", e)),
+            .expression_attribute_values(":now", n(now));
+        let stamp = Stamp {
+            entry: None,
+            token_attr: SYNC_LEASE,
+            token: &lease,
+            status_attr: SYNC_STATUS,
+            status: ActionStatus::Running,
         };
-        let item = out
-            .attributes
-            .ok_or_else(|| StoreError::Corrupt("claim returned no item".into()))?;
+        let item = match transition(req, &stamp).await? {
+            Transition::Written(item) => item,
+            Transition::Refused(_) => return Ok(None),
+        };
         Ok(Some(ClaimedSync {
             entity: parse_entity(&item)?,
             lease,
@@ -436,11 +532,13 @@ impl EventStore {
             )
             .await?;
         match first {
-            SyncWrite::Written(item) => {
-                self.settle(&item, &pk, ENTITY_SK).await?;
+            Transition::Written(item) => {
+                if !item.is_empty() {
+                    self.settle(&item, &pk, ENTITY_SK).await?;
+                }
                 Ok(Marked::Written)
             }
-            SyncWrite::Refused(Some(old)) if opt_s(&old, SYNC_LEASE) == Some(lease) => {
+            Transition::Refused(Some(old)) if opt_s(&old, SYNC_LEASE) == Some(lease) => {
                 // Ours, but the entity moved on: record what was posted, release, go again.
                 let check = now.saturating_add(self.grace_ms);
                 match self
@@ -458,11 +556,11 @@ impl EventStore {
                     )
                     .await?
                 {
-                    SyncWrite::Written(_) => Ok(Marked::Moved),
-                    SyncWrite::Refused(_) => Ok(Marked::LeaseLost),
+                    Transition::Written(_) => Ok(Marked::Moved),
+                    Transition::Refused(_) => Ok(Marked::LeaseLost),
                 }
             }
-            SyncWrite::Refused(_) => Ok(Marked::LeaseLost),
+            Transition::Refused(_) => Ok(Marked::LeaseLost),
         }
     }
 
@@ -479,10 +577,11 @@ impl EventStore {
         check: Option<i64>,
         hold: Option<i64>,
         same_version: bool,
-    ) -> Result<SyncWrite, StoreError> {
+    ) -> Result<Transition, StoreError> {
         let mut names = HashMap::from([
             ("#st".to_owned(), SYNC_STATUS.to_owned()),
             ("#l".to_owned(), SYNC_LEASE.to_owned()),
+            ("#ll".to_owned(), SYNC_LAST_LEASE.to_owned()),
             ("#lu".to_owned(), SYNC_LEASE_UNTIL.to_owned()),
             ("#ls".to_owned(), SYNC_LAST_STATUS.to_owned()),
             ("#rev".to_owned(), REV.to_owned()),
@@ -493,7 +592,12 @@ impl EventStore {
             (":lease".to_owned(), s(lease)),
             (":one".to_owned(), n(1)),
         ]);
-        let mut set = vec!["#st = :st", "#ls = :ls", "#rev = #rev + :one"];
+        let mut set = vec![
+            "#st = :st",
+            "#ls = :ls",
+            "#ll = :lease",
+            "#rev = #rev + :one",
+        ];
         // A backoff keeps the lease's end (see `hold_until`); anything else ends the lease.
         let mut remove = vec!["#l"];
         match hold {
@@ -534,7 +638,7 @@ impl EventStore {
             values.insert(":v".into(), n(version));
             condition.push_str(" AND #v = :v");
         }
-        let res = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -547,22 +651,15 @@ impl EventStore {
             ))
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match res {
-            Ok(out) => Ok(SyncWrite::Written(out.attributes.unwrap_or_default())),
-            Err(e) if is_condition_failure(&e) => {
-                let old = e.as_service_error().and_then(|se| match se {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
-                    _ => None,
-                });
-                Ok(SyncWrite::Refused(old))
-            }
-            Err(e) => Err(dynamo_err("UpdateItem", e)),
-        }
+            .set_expression_attribute_values(Some(values));
+        let stamp = Stamp {
+            entry: None,
+            token_attr: SYNC_LAST_LEASE,
+            token: lease,
+            status_attr: SYNC_STATUS,
+            status,
+        };
+        transition(req, &stamp).await
     }
 
     /// The pre-POST mark of a claimed sync (docs/FOLLOWUPS.md, "State syncs"): before the
@@ -775,6 +872,7 @@ impl EventStore {
         force: bool,
     ) -> Result<bool, StoreError> {
         let now = self.clock.now_millis();
+        let token = lease_token();
         let pk = event_pk(source, event_id);
         let (condition, done) = if force {
             (
@@ -795,10 +893,12 @@ impl EventStore {
             .key(SK, s(EVENT_SK))
             .update_expression(
                 "SET #o.#k.#st = :pending, #o.#k.generation = #o.#k.generation + :one, \
-                 #o.#k.attempt = :zero, #pp = :pp, #nc = :nc, #rev = #rev + :one",
+                 #o.#k.attempt = :zero, #o.#k.#rt = :rt, #pp = :pp, #nc = :nc, #rev = #rev + :one",
             )
             .condition_expression(condition)
             .expression_attribute_names("#o", OUTBOX)
+            .expression_attribute_names("#rt", RESET_TOKEN)
+            .expression_attribute_values(":rt", s(&token))
             .expression_attribute_names("#k", action)
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#pp", PENDING_PK)
@@ -814,19 +914,25 @@ impl EventStore {
         for (k, v) in done.into_iter().flatten() {
             req = req.expression_attribute_values(k, v);
         }
-        let res = req.send().await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(dynamo_err("UpdateItem", e)),
-        }
+        let stamp = Stamp {
+            entry: Some(action),
+            token_attr: RESET_TOKEN,
+            token: &token,
+            status_attr: "status",
+            status: ActionStatus::Pending,
+        };
+        Ok(matches!(
+            transition(req, &stamp).await?,
+            Transition::Written(_)
+        ))
     }
 
     /// An operator's retry of an entity's FAILED or SKIPPED sync: PENDING, new generation.
     pub async fn retry_sync(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
         let now = self.clock.now_millis();
+        let token = lease_token();
         let pk = entity_pk(kind, id);
-        let res = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -834,9 +940,11 @@ impl EventStore {
             .key(SK, s(ENTITY_SK))
             .update_expression(
                 "SET #st = :pending, #g = if_not_exists(#g, :zero) + :one, #a = :zero, \
-                 #pp = :pp, #nc = :nc, #rev = if_not_exists(#rev, :zero) + :one",
+                 #rt = :rt, #pp = :pp, #nc = :nc, #rev = if_not_exists(#rev, :zero) + :one",
             )
             .condition_expression("#st IN (:failed, :skipped)")
+            .expression_attribute_names("#rt", SYNC_RESET_TOKEN)
+            .expression_attribute_values(":rt", s(&token))
             .expression_attribute_names("#st", SYNC_STATUS)
             .expression_attribute_names("#g", SYNC_GENERATION)
             .expression_attribute_names("#a", SYNC_ATTEMPT)
@@ -849,18 +957,17 @@ impl EventStore {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":pp", s(pending_pk(&pk)))
-            .expression_attribute_values(":nc", n(now.saturating_add(self.grace_ms)))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(dynamo_err("UpdateItem", e)),
-        }
+            .expression_attribute_values(":nc", n(now.saturating_add(self.grace_ms)));
+        let stamp = Stamp {
+            entry: None,
+            token_attr: SYNC_RESET_TOKEN,
+            token: &token,
+            status_attr: SYNC_STATUS,
+            status: ActionStatus::Pending,
+        };
+        Ok(matches!(
+            transition(req, &stamp).await?,
+            Transition::Written(_)
+        ))
     }
-}
-
-enum SyncWrite {
-    Written(Item),
-    Refused(Option<Item>),
 }

@@ -9,15 +9,23 @@
 //!    +---- operator retry (conditional reset, generation+1) --+--target disabled, guard failed--> SKIPPED
 //! ```
 //!
-//! Invariant kept here: the timers nest, `action timeout < lease <= worker timeout < queue
-//! visibility`, and the whole backoff schedule fits well inside the queue's retention, so a
-//! lease never ends while its holder can still POST, a message never reappears while its claim
-//! is held, and no message expires while attempts remain. [`Timers::validate`] refuses anything
-//! else at start-up.
+//! Invariants kept here (docs/FOLLOWUPS.md, "Timers, and why they nest"):
+//! - the timers nest with the AWS SDK's own: the claim, the entity read and the POST, each AWS
+//!   call counted at its worst ([`SdkRetry::worst_call`]: every attempt timing out, with the
+//!   retries' backoff), end before the lease does, so a lease never ends while its holder can
+//!   still POST; the worker's worst path (those, then the dead-letter send or the backoff's
+//!   visibility change, the mark and the settle or the sync's second write) ends before the
+//!   worker's timeout, which ends before the queue's visibility, so a message never reappears
+//!   while its claim is held;
+//! - the retry horizon outlives a target down for days: the backoff keeps half of its exponential
+//!   whatever the jitter, so even at the jitter's minimum the default schedule spans more than
+//!   72 hours, and at its maximum (every wait at the cap, as a `Retry-After` may ask) it ends
+//!   inside the queue's retention, so no message expires while attempts remain.
+//! - for syncs (docs/FOLLOWUPS.md, "State syncs"): a state that may have reached the target
+//!   counts as sent, so the baseline is skipped only when nothing was ever sent, and a sync's key
+//!   follows the state sent (its sequence), not the entity's version.
 //!
-//! And for syncs (docs/FOLLOWUPS.md, "State syncs"): a state that may have reached the target
-//! counts as sent, so the baseline is skipped only when nothing was ever sent, and a sync's key
-//! follows the state sent (its sequence), not the entity's version.
+//! [`Timers::validate`] refuses anything else at start-up.
 
 use std::time::Duration;
 
@@ -26,8 +34,50 @@ use super::SyncTarget;
 /// The shortest backoff.
 pub const MIN_BACKOFF: Duration = Duration::from_secs(2);
 
-/// The worker's Lambda timeout (`template.yaml`): a lease may not outlive it.
-pub const WORKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The worker's Lambda timeout (`template.yaml`): a lease may not outlive it, and the worker's
+/// worst path ([`WORST_PATH_CALLS`] AWS calls and one POST) must fit inside it.
+pub const WORKER_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The longest backoff SQS can hold a message for (`ChangeMessageVisibility`'s limit, 12 h).
+pub const MAX_BACKOFF_CAP: Duration = Duration::from_secs(43_200);
+
+/// AWS calls a claimant makes before its POST ends: the claim, and the entity read of an action
+/// marked "not for a deleted entity".
+pub const CALLS_BEFORE_POST: u32 = 2;
+
+/// AWS calls on the worker's worst path, one message: the claim, the entity read, then the
+/// dead-letter send (FAILED) or the visibility change (backoff), the mark, and the settle or a
+/// moved sync's second write and its re-enqueue (a sync makes no entity read).
+pub const WORST_PATH_CALLS: u32 = 5;
+
+/// How the AWS SDK clients retry (`shared/src/config.rs` configures them from
+/// [`crate::config::AWS_SDK`], the default here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkRetry {
+    /// Longest one attempt may take.
+    pub attempt_timeout: Duration,
+    /// Attempts of one call, the first included.
+    pub max_attempts: u32,
+    /// The first retry's backoff, doubled per retry (the SDK jitters below it).
+    pub initial_backoff: Duration,
+    /// Longest one call may take, its retries included.
+    pub operation_timeout: Duration,
+}
+
+impl SdkRetry {
+    /// The longest one AWS call can take: every attempt timing out, with the longest backoff
+    /// between them, but never more than the operation timeout.
+    pub fn worst_call(&self) -> Duration {
+        let mut total = self.attempt_timeout.saturating_mul(self.max_attempts);
+        for retry in 1..self.max_attempts {
+            total = total.saturating_add(
+                self.initial_backoff
+                    .saturating_mul(1u32 << (retry - 1).min(20)),
+            );
+        }
+        total.min(self.operation_timeout)
+    }
+}
 
 /// The follow-up lifecycle's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +96,8 @@ pub struct Timers {
     pub backoff_cap: Duration,
     /// Attempts before a transiently failing follow-up is FAILED.
     pub max_attempts: u32,
+    /// How the AWS SDK clients retry each call.
+    pub sdk: SdkRetry,
 }
 
 impl Default for Timers {
@@ -54,10 +106,11 @@ impl Default for Timers {
             action_timeout: Duration::from_secs(5),
             lease: Duration::from_secs(25),
             visibility: Duration::from_secs(180),
-            retention: Duration::from_secs(4 * 86_400),
+            retention: Duration::from_secs(14 * 86_400),
             backoff_base: Duration::from_secs(30),
-            backoff_cap: Duration::from_secs(3_600),
-            max_attempts: 8,
+            backoff_cap: Duration::from_secs(6 * 3_600),
+            max_attempts: 36,
+            sdk: crate::config::AWS_SDK,
         }
     }
 }
@@ -68,12 +121,20 @@ impl Default for Timers {
 pub struct TimerError(String);
 
 impl Timers {
-    /// Checks `action timeout < lease <= worker timeout < visibility` and that the attempts'
-    /// backoff fits in half the retention.
+    /// Checks that the timers nest with the SDK's own (see the module's invariants): the calls
+    /// before the POST and the POST fit in the lease; `lease <= worker timeout < visibility`;
+    /// the worker's worst path fits in its timeout; `base <= cap <= 12 h`; the attempts stay
+    /// below the queue's `maxReceiveCount`; and the longest schedule, with one visibility timeout
+    /// per attempt, fits in the queue's retention.
     pub fn validate(&self) -> Result<(), TimerError> {
-        if self.action_timeout >= self.lease {
+        let call = self.sdk.worst_call();
+        let before_post = call
+            .saturating_mul(CALLS_BEFORE_POST)
+            .saturating_add(self.action_timeout);
+        if before_post > self.lease {
             return Err(TimerError(format!(
-                "action timeout {:?} must be shorter than the lease {:?}",
+                "the claim, the entity read ({call:?} each at worst) and the POST ({:?}) take up \
+                 to {before_post:?}, longer than the lease {:?}",
                 self.action_timeout, self.lease
             )));
         }
@@ -83,32 +144,86 @@ impl Timers {
                 self.lease, self.visibility
             )));
         }
-        if self.backoff_base.is_zero() || self.backoff_cap < self.backoff_base {
-            return Err(TimerError("backoff base must be > 0 and <= its cap".into()));
-        }
-        let worst = self.backoff_cap.saturating_mul(self.max_attempts);
-        if worst.saturating_mul(2) > self.retention {
+        let path = self.worst_path();
+        if path > WORKER_TIMEOUT {
             return Err(TimerError(format!(
-                "{} attempts x {:?} backoff exceed half the queue retention {:?}",
-                self.max_attempts, self.backoff_cap, self.retention
+                "the worker's worst path ({WORST_PATH_CALLS} AWS calls of {call:?} and a POST) \
+                 takes {path:?}, longer than its timeout {WORKER_TIMEOUT:?}"
+            )));
+        }
+        if self.backoff_base.is_zero()
+            || self.backoff_cap < self.backoff_base
+            || self.backoff_cap > MAX_BACKOFF_CAP
+        {
+            return Err(TimerError(format!(
+                "backoff base must be > 0 and <= its cap, and the cap at most {MAX_BACKOFF_CAP:?} \
+                 (SQS's visibility limit)"
+            )));
+        }
+        // Each attempt is one more receive of the same message: SQS's own redrive must not take
+        // it while attempts remain.
+        if self.max_attempts >= crate::queue::MAX_RECEIVE_COUNT {
+            return Err(TimerError(format!(
+                "{} attempts reach the queue's maxReceiveCount {}",
+                self.max_attempts,
+                crate::queue::MAX_RECEIVE_COUNT
+            )));
+        }
+        let longest = self.longest_schedule();
+        if longest > self.retention {
+            return Err(TimerError(format!(
+                "{} attempts take up to {longest:?}, longer than the queue retention {:?}",
+                self.max_attempts, self.retention
             )));
         }
         Ok(())
     }
 
-    /// The wait before attempt `attempt + 1` after attempt `attempt` (1-based) failed: the
-    /// target's `Retry-After` when it gave one (capped), else exponential with full jitter
-    /// (`jitter` in [0, 1)), at least two seconds (a backoff holds its follow-up until one second
-    /// before its message reappears, so every retry is at least a second after the last).
+    /// The worker's worst path for one message: [`WORST_PATH_CALLS`] AWS calls at their worst
+    /// and one POST.
+    pub fn worst_path(&self) -> Duration {
+        self.sdk
+            .worst_call()
+            .saturating_mul(WORST_PATH_CALLS)
+            .saturating_add(self.action_timeout)
+    }
+
+    /// The shortest time from a follow-up's first failed attempt to its last attempt, every
+    /// wait at the jitter's minimum and no `Retry-After`: how long a target may be down before
+    /// a follow-up is FAILED.
+    pub fn shortest_horizon(&self) -> Duration {
+        (1..self.max_attempts).fold(Duration::ZERO, |sum, a| {
+            sum.saturating_add(self.backoff(a, None, 0.0))
+        })
+    }
+
+    /// The longest a follow-up's messages may take through all its attempts: every wait at the
+    /// cap (a `Retry-After` may ask for it) and one visibility timeout per attempt (a message
+    /// whose backoff could not be set reappears after it).
+    pub fn longest_schedule(&self) -> Duration {
+        self.backoff_cap
+            .saturating_mul(self.max_attempts.saturating_sub(1))
+            .saturating_add(self.visibility.saturating_mul(self.max_attempts))
+    }
+
+    /// The wait before attempt `attempt + 1` after attempt `attempt` (1-based) failed:
+    /// exponential from the base, capped, keeping at least half of it whatever the jitter
+    /// (`exp x (0.5 + 0.5 x jitter)`, `jitter` in [0, 1)), at least two seconds (a backoff holds
+    /// its follow-up until one second before its message reappears, so every retry is at least a
+    /// second after the last). A target's `Retry-After` (capped) is honoured as "not sooner":
+    /// it may lengthen the wait, never shorten the schedule.
     pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
-        if let Some(after) = retry_after {
-            return after.clamp(MIN_BACKOFF, self.backoff_cap);
-        }
         let exp = self
             .backoff_base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
             .min(self.backoff_cap);
-        exp.mul_f64(jitter.clamp(0.0, 1.0)).max(MIN_BACKOFF)
+        let own = exp
+            .mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+            .max(MIN_BACKOFF);
+        match retry_after {
+            Some(after) => after.clamp(MIN_BACKOFF, self.backoff_cap).max(own),
+            None => own,
+        }
     }
 }
 
@@ -221,12 +336,12 @@ mod tests {
         };
         assert!(t.validate().is_err(), "timeout must be < lease");
         let t = Timers {
-            lease: Duration::from_secs(31),
+            lease: Duration::from_secs(41),
             ..Timers::default()
         };
         assert!(t.validate().is_err(), "lease must be <= worker timeout");
         let t = Timers {
-            visibility: Duration::from_secs(30),
+            visibility: Duration::from_secs(40),
             ..Timers::default()
         };
         assert!(t.validate().is_err(), "worker timeout must be < visibility");
@@ -238,15 +353,101 @@ mod tests {
             t.validate().is_err(),
             "attempts x backoff must fit the retention"
         );
+        let t = Timers {
+            max_attempts: 50,
+            backoff_cap: Duration::from_secs(60),
+            ..Timers::default()
+        };
+        assert!(t.validate().is_err(), "below SQS's own redrive");
+        let t = Timers {
+            backoff_cap: Duration::from_secs(43_201),
+            max_attempts: 8,
+            ..Timers::default()
+        };
+        assert!(t.validate().is_err(), "the cap is at most SQS's 12 h");
     }
 
     #[test]
-    fn backoff_doubles_is_capped_and_honours_retry_after() {
+    fn the_sdk_retries_count_in_the_lease_and_the_worker_timeout() {
+        let sdk = crate::config::AWS_SDK;
+        // 3 attempts x 2 s + 1 s + 2 s of backoff = 9 s, capped by the 6 s operation timeout.
+        assert_eq!(sdk.worst_call(), Duration::from_secs(6));
+        let uncapped = SdkRetry {
+            operation_timeout: Duration::from_secs(60),
+            ..sdk
+        };
+        assert_eq!(uncapped.worst_call(), Duration::from_secs(9));
+        let t = Timers::default();
+        // Claim + entity read + POST: 6 + 6 + 5 = 17 s <= 25 s lease.
+        assert!(sdk.worst_call() * CALLS_BEFORE_POST + t.action_timeout <= t.lease);
+        // Claim, entity read, POST, DLQ send, mark, settle: 5 x 6 + 5 = 35 s <= 40 s.
+        assert_eq!(t.worst_path(), Duration::from_secs(35));
+        assert!(t.worst_path() <= WORKER_TIMEOUT);
+        // The previous 30 s worker timeout could not hold it.
+        assert!(t.worst_path() > Duration::from_secs(30));
+        // SDK clients that retry more would not fit: the timers refuse them.
+        let t = Timers {
+            sdk: SdkRetry {
+                max_attempts: 10,
+                operation_timeout: Duration::from_secs(20),
+                ..sdk
+            },
+            ..Timers::default()
+        };
+        assert!(t.validate().is_err());
+        let t = Timers {
+            action_timeout: Duration::from_secs(14),
+            ..Timers::default()
+        };
+        assert!(t.validate().is_err(), "6 + 6 + 14 s > 25 s lease");
+    }
+
+    #[test]
+    fn the_default_horizon_outlives_a_target_down_for_three_days() {
+        let t = Timers::default();
+        let hours = |d: Duration| d.as_secs_f64() / 3_600.0;
+        let sum = |jitter: f64| {
+            (1..t.max_attempts).fold(Duration::ZERO, |s, a| s + t.backoff(a, None, jitter))
+        };
+        let (min, avg, max) = (sum(0.0), sum(0.5), sum(0.999_999));
+        assert_eq!(min, t.shortest_horizon());
+        // 36 attempts, 35 waits: 30 s doubling to 6 h, halved at the jitter's minimum.
+        assert!(hours(min) >= 72.0, "min {:.1} h", hours(min));
+        assert_eq!(min.as_secs(), 285_345, "79.3 h");
+        assert_eq!(avg.as_secs(), 428_017, "118.9 h");
+        assert_eq!(max.as_secs(), 570_689, "158.5 h");
+        // At its longest (every wait at the cap, one visibility per attempt) it ends inside
+        // the queue's 14-day retention: 35 x 6 h + 36 x 180 s = 762,480 s (8.8 days).
+        assert_eq!(t.longest_schedule().as_secs(), 762_480);
+        assert!(max + t.visibility * t.max_attempts < t.retention);
+        assert!(t.longest_schedule() < t.retention);
+        assert_eq!(t.retention.as_secs(), 1_209_600);
+        // The queues the code creates (locally, in tests) are the ones the timers count.
+        assert_eq!(
+            t.retention.as_secs(),
+            u64::from(crate::queue::RETENTION_SECS)
+        );
+        assert_eq!(
+            t.visibility.as_secs(),
+            u64::from(crate::queue::VISIBILITY_TIMEOUT_SECS)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_is_capped_keeps_half_and_honours_retry_after() {
         let t = Timers::default();
         assert_eq!(t.backoff(1, None, 0.999_999).as_secs(), 29);
+        assert_eq!(t.backoff(1, None, 0.0).as_secs(), 15);
         assert_eq!(t.backoff(2, None, 0.999_999).as_secs(), 59);
-        assert_eq!(t.backoff(30, None, 0.999_999).as_secs(), 3_599);
-        assert_eq!(t.backoff(3, None, 0.0), MIN_BACKOFF);
+        assert_eq!(t.backoff(2, None, 0.0).as_secs(), 30);
+        assert_eq!(t.backoff(30, None, 0.999_999).as_secs(), 21_599);
+        assert_eq!(t.backoff(30, None, 0.0).as_secs(), 10_800);
+        let local = Timers {
+            backoff_base: Duration::from_secs(2),
+            backoff_cap: Duration::from_secs(30),
+            ..Timers::default()
+        };
+        assert_eq!(local.backoff(1, None, 0.0), MIN_BACKOFF);
         assert_eq!(
             t.backoff(1, Some(Duration::from_secs(120)), 0.5),
             Duration::from_secs(120)
@@ -254,6 +455,11 @@ mod tests {
         assert_eq!(
             t.backoff(1, Some(Duration::from_secs(86_400)), 0.5),
             t.backoff_cap
+        );
+        // A short Retry-After never shortens the schedule.
+        assert_eq!(
+            t.backoff(10, Some(Duration::from_secs(1)), 0.0),
+            t.backoff(10, None, 0.0)
         );
     }
 

@@ -1,7 +1,7 @@
 //! The DynamoDB event store: one table, one transaction per event, and the leased lifecycle of
 //! every follow-up.
 //!
-//! Invariants kept here (docs/DATA.md, docs/FOLLOWUPS.md):
+//! Invariants kept here (docs/DATA.md; the follow-ups' lifecycle: docs/FOLLOWUPS.md):
 //! - an event is recorded with ONE `TransactWriteItems` holding the event record (condition
 //!   `attribute_not_exists(pk)`), its raw body (an item of its own, so marks and claims never
 //!   read or rewrite it), the entity's state change (condition on ordering) and the outbox of
@@ -16,7 +16,8 @@
 //! - a mapping's attributes live in a map of their own (`attrs`), so no mapping can overwrite
 //!   keys, index attributes or the TTL attribute;
 //! - only the holder of a follow-up's lease may POST it or mark it DONE or FAILED; every
-//!   transition is one conditional update;
+//!   transition is one conditional update, and recognises its own earlier success when the SDK
+//!   retries it after a lost answer;
 //! - a sync records the state it is about to POST as *maybe sent* (`sync_sent`, with the
 //!   sequence `sync_seq` of its `Idempotency-Key`) under its lease before the POST, so a POST
 //!   without a clear answer is never taken for "never sent" (docs/FOLLOWUPS.md, "State syncs");
