@@ -43,7 +43,7 @@ pub const RECONCILE_GRACE_SECS: &str = "RECONCILE_GRACE_SECS";
 pub const RECONCILE_MAX_EVENTS: &str = "RECONCILE_MAX_EVENTS";
 /// The SQS dead-letter queue URL: where the worker moves a follow-up it marks FAILED.
 pub const FOLLOWUP_DLQ_URL: &str = "FOLLOWUP_DLQ_URL";
-/// How long a worker's claim holds a follow-up, seconds (default 25; at most the worker's 40 s
+/// How long a worker's claim holds a follow-up, seconds (default 25; at most the worker's 45 s
 /// timeout, and long enough for the claim, the entity read and the POST).
 pub const FOLLOWUP_LEASE_SECS: &str = "FOLLOWUP_LEASE_SECS";
 /// First backoff after a transient failure, seconds (default 30), doubled per attempt.

@@ -19,7 +19,7 @@ pub const MAX_RECEIVE_COUNT: u32 = 50;
 /// Retention of the follow-up queue, seconds (14 days, the SQS maximum): the whole backoff
 /// schedule fits inside, even at its longest (`Timers::longest_schedule`, 8.8 days by default).
 pub const RETENTION_SECS: u32 = 1_209_600;
-/// Visibility timeout of the follow-up queue, seconds: four and a half times the worker's 40 s
+/// Visibility timeout of the follow-up queue, seconds: four times the worker's 45 s
 /// timeout (a message never reappears while its claim is held).
 pub const VISIBILITY_TIMEOUT_SECS: u32 = 180;
 /// Dead-letter queue retention, seconds (14 days, the SQS maximum).

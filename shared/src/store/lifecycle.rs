@@ -36,19 +36,20 @@ pub const MIN_BACKOFF: Duration = Duration::from_secs(2);
 
 /// The worker's Lambda timeout (`template.yaml`): a lease may not outlive it, and the worker's
 /// worst path ([`WORST_PATH_CALLS`] AWS calls and one POST) must fit inside it.
-pub const WORKER_TIMEOUT: Duration = Duration::from_secs(40);
+pub const WORKER_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// The longest backoff SQS can hold a message for (`ChangeMessageVisibility`'s limit, 12 h).
 pub const MAX_BACKOFF_CAP: Duration = Duration::from_secs(43_200);
 
-/// AWS calls a claimant makes before its POST ends: the claim, and the entity read of an action
-/// marked "not for a deleted entity".
+/// AWS calls a claimant makes before its POST ends: the claim, and either a guarded action's
+/// entity read or a sync's pre-POST mark (`EventStore::mark_sync_sent`).
 pub const CALLS_BEFORE_POST: u32 = 2;
 
-/// AWS calls on the worker's worst path, one message: the claim, the entity read, then the
-/// dead-letter send (FAILED) or the visibility change (backoff), the mark, and the settle or a
-/// moved sync's second write and its re-enqueue (a sync makes no entity read).
-pub const WORST_PATH_CALLS: u32 = 5;
+/// AWS calls on the worker's worst path, one message: the claim, a guarded action's entity read
+/// or a sync's pre-POST mark, then the dead-letter send (FAILED) or the visibility change
+/// (backoff), the mark, and the settle or, for a sync whose entity moved on meanwhile, the second
+/// write and its re-enqueue.
+pub const WORST_PATH_CALLS: u32 = 6;
 
 /// How the AWS SDK clients retry (`shared/src/config.rs` configures them from
 /// [`crate::config::AWS_SDK`], the default here).
@@ -336,12 +337,12 @@ mod tests {
         };
         assert!(t.validate().is_err(), "timeout must be < lease");
         let t = Timers {
-            lease: Duration::from_secs(41),
+            lease: WORKER_TIMEOUT + Duration::from_secs(1),
             ..Timers::default()
         };
         assert!(t.validate().is_err(), "lease must be <= worker timeout");
         let t = Timers {
-            visibility: Duration::from_secs(40),
+            visibility: WORKER_TIMEOUT,
             ..Timers::default()
         };
         assert!(t.validate().is_err(), "worker timeout must be < visibility");
@@ -378,13 +379,13 @@ mod tests {
         };
         assert_eq!(uncapped.worst_call(), Duration::from_secs(9));
         let t = Timers::default();
-        // Claim + entity read + POST: 6 + 6 + 5 = 17 s <= 25 s lease.
+        // Claim + guard read or pre-POST mark + POST: 6 + 6 + 5 = 17 s <= 25 s lease.
         assert!(sdk.worst_call() * CALLS_BEFORE_POST + t.action_timeout <= t.lease);
-        // Claim, entity read, POST, DLQ send, mark, settle: 5 x 6 + 5 = 35 s <= 40 s.
-        assert_eq!(t.worst_path(), Duration::from_secs(35));
+        // Claim, pre-POST mark, POST, DLQ send, mark, second write, re-enqueue: 6 x 6 + 5 = 41 s <= 45 s.
+        assert_eq!(t.worst_path(), Duration::from_secs(41));
         assert!(t.worst_path() <= WORKER_TIMEOUT);
-        // The previous 30 s worker timeout could not hold it.
-        assert!(t.worst_path() > Duration::from_secs(30));
+        // The first 30 s worker timeout could not hold it, nor 40 s once syncs mark before a POST.
+        assert!(t.worst_path() > Duration::from_secs(40));
         // SDK clients that retry more would not fit: the timers refuse them.
         let t = Timers {
             sdk: SdkRetry {
