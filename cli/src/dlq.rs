@@ -24,11 +24,13 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
     SendMessageBatchRequestEntry,
 };
+use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use hookline::store::{ActionStatus, EventStore, FollowUp};
 
-use crate::cli::{DlqListArgs, DlqRedriveArgs};
+use crate::args::{JsonArg, QueueArg, TableArg};
+use crate::exit::Exit;
 use crate::output::{self, time};
 use crate::{Aws, sdk_msg};
 
@@ -250,6 +252,7 @@ fn verdict(status: Option<ActionStatus>) -> Result<(), String> {
 /// `hookline dlq redrive`. `Ok(false)` when a named message was not found, or some message
 /// could not be moved.
 pub async fn redrive(aws: &Aws, args: &DlqRedriveArgs, json: bool) -> anyhow::Result<bool> {
+    // progress: after the merge (the `--all` snapshot is being rewritten).
     check(args)?;
     let queue_url = args.queue.url(aws).await?;
     let dlq_url = args.dlq.url(aws, &args.queue).await?;
@@ -434,4 +437,149 @@ pub fn check(args: &DlqRedriveArgs) -> anyhow::Result<()> {
         bail!("name a message id (see `hookline dlq list`) or pass --all");
     }
     Ok(())
+}
+
+// The command line of `hookline dlq ...` (and the hidden `hookline redrive`), and its dispatch.
+
+/// `hookline dlq ...`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// The messages on the dead-letter queue: id, follow-up, receive count, sent time, and the
+    /// follow-up's status now (never a payload).
+    ///
+    /// Reading a queue receives its messages: each listed message's receive count goes up by one
+    /// and it is made visible again at once.
+    List(DlqListArgs),
+    /// Move messages back to the follow-up queue, consistent with the outbox: a message whose
+    /// follow-up is FAILED or SKIPPED is reset to PENDING (new generation) and moved; one whose
+    /// follow-up is DONE, already PENDING again (retried) or gone is dropped and reported; a
+    /// message that is not a follow-up is left on the queue and reported. With `--all`, a
+    /// message that could not be moved exits 3.
+    Redrive(DlqRedriveArgs),
+}
+
+impl DlqCommand {
+    /// Runs the subcommand.
+    pub async fn run(self, aws: &Aws) -> anyhow::Result<Exit> {
+        match self {
+            Self::List(args) => list(aws, &args, args.output.json)
+                .await
+                .map(|ok| Exit::ok_or(ok, Exit::Failure)),
+            Self::Redrive(args) => run_redrive(aws, &args).await,
+        }
+    }
+}
+
+/// `dlq redrive`: one named message not handled is a failure (1); `--all` leaving some is 3.
+pub async fn run_redrive(aws: &Aws, args: &DlqRedriveArgs) -> anyhow::Result<Exit> {
+    let ok = redrive(aws, args, args.output.json).await?;
+    let otherwise = if args.all {
+        Exit::Refused
+    } else {
+        Exit::Failure
+    };
+    Ok(Exit::ok_or(ok, otherwise))
+}
+
+/// The dead-letter queue.
+#[derive(Debug, Args)]
+pub struct DlqArg {
+    /// Dead-letter queue URL (default: `--stack`'s, else the queue named `<queue>-dlq`).
+    #[arg(long, env = "FOLLOWUP_DLQ_URL")]
+    pub dlq_url: Option<String>,
+}
+
+impl DlqArg {
+    /// The dead-letter queue's URL.
+    pub async fn url(&self, aws: &Aws, queue: &QueueArg) -> anyhow::Result<String> {
+        match (&self.dlq_url, &aws.stack) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(stack)) => Ok(stack.dlq_url.clone()),
+            (None, None) => aws.queue_url(&format!("{}-dlq", queue.queue)).await,
+        }
+    }
+}
+
+/// `hookline dlq list`
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    /// List at most this many messages.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// The dead-letter queue.
+    #[command(flatten)]
+    pub dlq: DlqArg,
+    /// The follow-up queue (its name locates the DLQ locally).
+    #[command(flatten)]
+    pub queue: QueueArg,
+    /// The table holding the follow-ups.
+    #[command(flatten)]
+    pub table: TableArg,
+    /// Output.
+    #[command(flatten)]
+    pub output: JsonArg,
+}
+
+/// `hookline dlq redrive`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["message_id", "all"])))]
+pub struct DlqRedriveArgs {
+    /// One message, by the id `dlq list` shows.
+    pub message_id: Option<String>,
+    /// Every message on the queue.
+    #[arg(long)]
+    pub all: bool,
+    /// Print what would be moved or dropped, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The dead-letter queue (source).
+    #[command(flatten)]
+    pub dlq: DlqArg,
+    /// The follow-up queue (destination).
+    #[command(flatten)]
+    pub queue: QueueArg,
+    /// The table holding the follow-ups (each is reset before its message moves).
+    #[command(flatten)]
+    pub table: TableArg,
+    /// Output.
+    #[command(flatten)]
+    pub output: JsonArg,
+}
+
+/// `hookline redrive` (hidden): `hookline dlq redrive --all`.
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    /// The dead-letter queue (source).
+    #[command(flatten)]
+    pub dlq: DlqArg,
+    /// The follow-up queue (destination).
+    #[command(flatten)]
+    pub queue: QueueArg,
+    /// The table holding the follow-ups (each is reset before its message moves).
+    #[command(flatten)]
+    pub table: TableArg,
+    /// Output.
+    #[command(flatten)]
+    pub output: JsonArg,
+}
+
+impl From<RedriveArgs> for DlqRedriveArgs {
+    fn from(
+        RedriveArgs {
+            dlq,
+            queue,
+            table,
+            output,
+        }: RedriveArgs,
+    ) -> Self {
+        Self {
+            message_id: None,
+            all: true,
+            dry_run: false,
+            dlq,
+            queue,
+            table,
+            output,
+        }
+    }
 }

@@ -2,11 +2,15 @@
 //! wrote it.
 
 use std::io::Write as _;
+use std::time::Duration;
 
+use clap::{Args, Subcommand};
 use hookline::config::DEFAULT_RETENTION_DAYS;
 use hookline::store::EventStore;
 
-use crate::Aws;
+use crate::args::{JsonArg, QueueArg, TableArg};
+use crate::exit::Exit;
+use crate::{Aws, parse_duration};
 
 pub(crate) fn store(aws: &Aws, table: &str) -> EventStore {
     EventStore::new(
@@ -115,11 +119,17 @@ pub async fn list(
         .recent(source, window)
         .await
         .map_err(|e| aws.fail(&format!("listing events of {source}"), e))?;
+    let progress = crate::progress::bar(
+        u64::try_from(recent.len()).unwrap_or(u64::MAX),
+        "reading events",
+        json,
+    );
     let mut rows = Vec::new();
     for (source, id) in recent {
         if rows.len() >= usize::try_from(limit).unwrap_or(0) {
             break;
         }
+        progress.inc(1);
         let Some(event) = store
             .get_event(&source, &id)
             .await
@@ -148,6 +158,7 @@ pub async fn list(
             received_at: event.received_at,
         });
     }
+    progress.finish_and_clear();
     let what = status.map_or(String::new(), |st| format!("{st} "));
     crate::output::print(
         json,
@@ -201,7 +212,8 @@ pub async fn state(aws: &Aws, table: &str, kind: &str, id: &str) -> anyhow::Resu
 
 /// `hookline events replay`: one quarantined event, or every one of a source (`--status`).
 /// `Ok(false)` when any could not be replayed (it stays quarantined; the reason is printed).
-pub async fn replay(aws: &Aws, args: &crate::cli::ReplayArgs) -> anyhow::Result<bool> {
+pub async fn replay(aws: &Aws, args: &ReplayArgs) -> anyhow::Result<bool> {
+    // progress: after the merge (the paging of `--status` is being rewritten).
     let spec = crate::receiver_for_source(&args.source)?;
     let store = store(aws, &args.table.name(aws));
     let ids: Vec<String> = match &args.event_id {
@@ -313,4 +325,137 @@ async fn replay_one(
         committed.outcome.status(),
         committed.enqueue.len()
     ))
+}
+
+// The command line of `hookline events ...` and `hookline state ...`, and their dispatch.
+
+/// `hookline events ...`
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// One event record, with its outbox and raw body.
+    Get {
+        /// Source, e.g. `stripe`.
+        source: String,
+        /// The provider's event id.
+        event_id: String,
+        /// Print only the raw body, exactly as received (e.g. to replay it with `send`).
+        #[arg(long)]
+        body: bool,
+        /// Table.
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// The most recent events of a source, newest first: id, type, status, follow-ups.
+    List {
+        /// Source, e.g. `stripe`.
+        source: String,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: i32,
+        /// Only events in this status (among the source's latest 1000).
+        #[arg(long, value_parser = ["accepted", "stale", "ignored", "quarantined"])]
+        status: Option<String>,
+        /// Table.
+        #[command(flatten)]
+        table: TableArg,
+        /// Output.
+        #[command(flatten)]
+        output: JsonArg,
+    },
+    /// Run the current mapping on a quarantined event's stored body: `quarantined -> accepted`
+    /// (or `stale`), state applied once, follow-ups enqueued once. With `--status`, an event
+    /// that could not be replayed exits 3.
+    Replay(ReplayArgs),
+}
+
+impl EventsCommand {
+    /// Runs the subcommand.
+    pub async fn run(self, aws: &Aws) -> anyhow::Result<Exit> {
+        match self {
+            Self::Get {
+                source,
+                event_id,
+                body,
+                table,
+            } => get(aws, &table.name(aws), &source, &event_id, body)
+                .await
+                .map(|ok| Exit::ok_or(ok, Exit::Failure)),
+            Self::List {
+                source,
+                limit,
+                status,
+                table,
+                output,
+            } => list(
+                aws,
+                &table.name(aws),
+                &source,
+                limit,
+                status.as_deref(),
+                output.json,
+            )
+            .await
+            .map(|()| Exit::Ok),
+            Self::Replay(args) => {
+                let ok = replay(aws, &args).await?;
+                let otherwise = if args.status.is_some() {
+                    Exit::Refused
+                } else {
+                    Exit::Failure
+                };
+                Ok(Exit::ok_or(ok, otherwise))
+            }
+        }
+    }
+}
+
+/// `hookline events replay`
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Source, e.g. `stripe` or `users`.
+    pub source: String,
+    /// The event id (`sha256:<hex>` for a body that had no signed id). Omit with `--status`.
+    #[arg(required_unless_present = "status")]
+    pub event_id: Option<String>,
+    /// Replay every event of the source in this status (`quarantined`).
+    #[arg(long, value_parser = ["quarantined"], conflicts_with = "event_id")]
+    pub status: Option<String>,
+    /// With `--status`: only events received within this long (e.g. `24h`, `30m`).
+    #[arg(long, value_parser = parse_duration, requires = "status")]
+    pub since: Option<Duration>,
+    /// Print what would be replayed and what the mapping says, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Table.
+    #[command(flatten)]
+    pub table: TableArg,
+    /// The follow-up queue the replayed follow-ups go to.
+    #[command(flatten)]
+    pub queue: QueueArg,
+}
+
+/// `hookline state ...`
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// One entity's state, as JSON.
+    Get {
+        /// Entity kind, e.g. `customer`.
+        kind: String,
+        /// Entity id.
+        id: String,
+        /// Table.
+        #[command(flatten)]
+        table: TableArg,
+    },
+}
+
+impl StateCommand {
+    /// Runs the subcommand.
+    pub async fn run(self, aws: &Aws) -> anyhow::Result<Exit> {
+        match self {
+            Self::Get { kind, id, table } => state(aws, &table.name(aws), &kind, &id)
+                .await
+                .map(|ok| Exit::ok_or(ok, Exit::Failure)),
+        }
+    }
 }

@@ -9,26 +9,139 @@
 //! The old dead-letter message of a retried follow-up stays on the DLQ until `dlq redrive`,
 //! which drops it (its follow-up is no longer FAILED), so it never causes a second run.
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use hookline::queue::FollowupQueue;
 use hookline::store::{ActionStatus, EventStore, FollowUp, FollowupFilter, FollowupView};
 
-use crate::Aws;
-use crate::cli::{FollowupsListArgs, FollowupsRetryArgs};
+use crate::args::{JsonArg, QueueArg, TableArg};
+use crate::exit::{Exit, usage};
 use crate::output::{self, time};
+use crate::{Aws, parse_duration};
+
+/// `hookline followups ...`
+#[derive(Debug, Subcommand)]
+pub enum FollowupsCommand {
+    /// Each follow-up with its attempts, last status, last reason and next check.
+    ///
+    /// FAILED, SKIPPED and DONE follow-ups have left the pending index, so listing them (or
+    /// listing without `--status`) Scans the table: a Scan reads, and is billed for, every item
+    /// (raw bodies included; about 0.5 read unit per 4 KB) whatever the filters, at most
+    /// `--max-scan` items per run. `--status PENDING` / `RUNNING` alone read the pending index.
+    List(FollowupsListArgs),
+    /// Reset follow-ups to PENDING with a new generation (a new `Idempotency-Key`) and enqueue
+    /// them.
+    ///
+    /// One event's actions (`<source> <event id> [--action KIND]`), one entity's sync
+    /// (`--entity <kind>/<id>`), or every FAILED one (`--all-failed`). Each reset is conditional:
+    /// a follow-up that moved on meanwhile is left alone and reported (with `--all-failed`, exit
+    /// code 3).
+    Retry(FollowupsRetryArgs),
+}
+
+impl FollowupsCommand {
+    /// Runs the subcommand.
+    pub async fn run(self, aws: &Aws) -> anyhow::Result<Exit> {
+        match self {
+            Self::List(args) => list(aws, &args).await.map(|()| Exit::Ok),
+            Self::Retry(args) => retry(aws, &args).await,
+        }
+    }
+}
+
+/// `hookline followups list`
+#[derive(Debug, Args)]
+pub struct FollowupsListArgs {
+    /// Only these states (repeat or comma-separate; default: all).
+    #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+    pub status: Vec<ActionStatus>,
+    /// Only follow-ups of this source, e.g. `stripe`.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only those whose event was received (or entity changed) within this long, e.g. `24h`.
+    #[arg(long, value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// Print at most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Read at most this many items of the table (bounds a Scan's cost).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_scan: usize,
+    /// Table.
+    #[command(flatten)]
+    pub table: TableArg,
+    /// Output.
+    #[command(flatten)]
+    pub output: JsonArg,
+}
+
+/// `hookline followups retry`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["event_id", "entity", "all_failed"])))]
+pub struct FollowupsRetryArgs {
+    /// Source of the event, e.g. `stripe` (with `--all-failed`: only this source).
+    pub source: Option<String>,
+    /// The event whose actions to retry.
+    #[arg(requires = "source")]
+    pub event_id: Option<String>,
+    /// Only this action of the event, e.g. `receipt`.
+    #[arg(long, requires = "event_id")]
+    pub action: Option<String>,
+    /// An entity's sync, as `<kind>/<id>`, e.g. `subscription/sub_123`.
+    #[arg(long, conflicts_with_all = ["source", "event_id"])]
+    pub entity: Option<String>,
+    /// Every FAILED follow-up (found by a bounded Scan, see `followups list --help`).
+    #[arg(long)]
+    pub all_failed: bool,
+    /// With `--all-failed`: only those received (or changed) within this long, e.g. `24h`.
+    #[arg(long, value_parser = parse_duration, requires = "all_failed")]
+    pub since: Option<Duration>,
+    /// With `--all-failed`: read at most this many items of the table.
+    #[arg(long, default_value_t = 10_000, requires = "all_failed")]
+    pub max_scan: usize,
+    /// Also run DONE event actions again (a new POST with a new key), after a confirmation.
+    #[arg(long, conflicts_with_all = ["all_failed", "entity"])]
+    pub force: bool,
+    /// Confirm `--force` without asking (required when stdin is not a terminal).
+    #[arg(long, requires = "force")]
+    pub yes: bool,
+    /// Print what would be reset, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Table.
+    #[command(flatten)]
+    pub table: TableArg,
+    /// The follow-up queue the reset follow-ups go to.
+    #[command(flatten)]
+    pub queue: QueueArg,
+    /// Output.
+    #[command(flatten)]
+    pub output: JsonArg,
+}
+
+/// A `--status` value: a follow-up state, in any case.
+fn parse_status(s: &str) -> Result<ActionStatus, String> {
+    ActionStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+        format!("{s:?} is not a follow-up status: PENDING, RUNNING, DONE, FAILED or SKIPPED")
+    })
+}
 
 /// Items read per DynamoDB page.
 const PAGE: usize = 500;
 
 /// The follow-ups passing `filter`, at most `limit`, reading at most `max_scan` items. Also says
-/// how many items were read and whether more remain unread.
+/// how many items were read and whether more remain unread. `progress` counts the items read.
 pub async fn find(
     store: &EventStore,
     filter: &FollowupFilter,
     limit: usize,
     max_scan: usize,
+    progress: &ProgressBar,
 ) -> anyhow::Result<Found> {
     let mut found = Found::default();
     let mut start = None;
@@ -38,6 +151,7 @@ pub async fn find(
             .list_followups(filter, start, i32::try_from(budget).unwrap_or(i32::MAX))
             .await?;
         found.scanned += page.scanned;
+        progress.set_position(u64::try_from(found.scanned).unwrap_or(u64::MAX));
         found.followups.extend(page.followups);
         found.corrupt.extend(page.corrupt);
         start = page.next;
@@ -81,7 +195,8 @@ pub struct Row<'a> {
 }
 
 /// `hookline followups list`.
-pub async fn list(aws: &Aws, args: &FollowupsListArgs, json: bool) -> anyhow::Result<()> {
+pub async fn list(aws: &Aws, args: &FollowupsListArgs) -> anyhow::Result<()> {
+    let json = args.output.json;
     let table = args.table.name(aws);
     let store = crate::events::store(aws, &table);
     let filter = FollowupFilter {
@@ -89,9 +204,10 @@ pub async fn list(aws: &Aws, args: &FollowupsListArgs, json: bool) -> anyhow::Re
         source: args.source.clone(),
         since_ms: args.since.map(output::since_ms),
     };
-    let found = find(&store, &filter, args.limit, args.max_scan)
-        .await
-        .map_err(|e| aws.fail(&format!("listing follow-ups in {table}"), e))?;
+    let progress = scan_progress(&filter, args.max_scan, json);
+    let found = find(&store, &filter, args.limit, args.max_scan, &progress).await;
+    progress.finish_and_clear();
+    let found = found.map_err(|e| aws.fail(&format!("listing follow-ups in {table}"), e))?;
     let rows: Vec<Row<'_>> = found
         .followups
         .iter()
@@ -134,6 +250,18 @@ pub async fn list(aws: &Aws, args: &FollowupsListArgs, json: bool) -> anyhow::Re
     Ok(())
 }
 
+/// A progress bar for a Scan of at most `max_scan` items (hidden when the pending index is read).
+fn scan_progress(filter: &FollowupFilter, max_scan: usize, json: bool) -> ProgressBar {
+    if filter.pending_only() {
+        return ProgressBar::hidden();
+    }
+    crate::progress::bar(
+        u64::try_from(max_scan).unwrap_or(u64::MAX),
+        "scanning the table",
+        json,
+    )
+}
+
 /// Says on stderr what a listing read, and when it stopped short.
 fn report_bounds(found: &Found, max_scan: usize) {
     if found.truncated {
@@ -162,9 +290,10 @@ pub struct Retried {
     pub reason: Option<String>,
 }
 
-/// `hookline followups retry`. `Ok(false)` when a named follow-up could not be retried or an
-/// enqueue failed.
-pub async fn retry(aws: &Aws, args: &FollowupsRetryArgs, json: bool) -> anyhow::Result<bool> {
+/// `hookline followups retry`. [`Exit::Failure`] when a named follow-up could not be retried
+/// or an enqueue failed; [`Exit::Refused`] when `--all-failed` left some follow-ups alone.
+pub async fn retry(aws: &Aws, args: &FollowupsRetryArgs) -> anyhow::Result<Exit> {
+    let json = args.output.json;
     let table = args.table.name(aws);
     let store = crate::events::store(aws, &table);
     let views: Vec<FollowupView> = if args.all_failed {
@@ -173,16 +302,18 @@ pub async fn retry(aws: &Aws, args: &FollowupsRetryArgs, json: bool) -> anyhow::
             source: args.source.clone(),
             since_ms: args.since.map(output::since_ms),
         };
-        let found = find(&store, &filter, usize::MAX, args.max_scan)
-            .await
-            .map_err(|e| aws.fail(&format!("finding FAILED follow-ups in {table}"), e))?;
+        let progress = scan_progress(&filter, args.max_scan, json);
+        let found = find(&store, &filter, usize::MAX, args.max_scan, &progress).await;
+        progress.finish_and_clear();
+        let found =
+            found.map_err(|e| aws.fail(&format!("finding FAILED follow-ups in {table}"), e))?;
         report_bounds(&found, args.max_scan);
         found.followups
     } else if let Some(entity) = &args.entity {
         let (kind, id) = entity
             .split_once('/')
             .filter(|(k, i)| !k.is_empty() && !i.is_empty())
-            .with_context(|| format!("--entity {entity:?}: expected <kind>/<id>"))?;
+            .ok_or_else(|| usage(format!("--entity {entity:?}: expected <kind>/<id>")))?;
         let view = store
             .entity_followup(kind, id)
             .await
@@ -290,11 +421,11 @@ pub async fn retry(aws: &Aws, args: &FollowupsRetryArgs, json: bool) -> anyhow::
             });
         }
     }
-    let mut ok = true;
+    let mut exit = Exit::Ok;
     if !to_send.is_empty() {
         let queue = FollowupQueue::new(aws.sqs(), args.queue.url(aws).await?);
         if let Err(e) = queue.send(&to_send).await {
-            ok = false;
+            exit = Exit::Failure;
             eprintln!(
                 "enqueueing failed ({}): the reset follow-ups are PENDING and the reconciler \
                  sends them after its grace",
@@ -305,8 +436,13 @@ pub async fn retry(aws: &Aws, args: &FollowupsRetryArgs, json: bool) -> anyhow::
             }
         }
     }
-    if !args.all_failed && !results.iter().any(|r| r.result != "left") {
-        ok = false;
+    let left = results.iter().filter(|r| r.result == "left").count();
+    if exit == Exit::Ok && args.all_failed && left > 0 {
+        // Bulk: the rest were reset; these moved on between the Scan and their reset.
+        exit = Exit::Refused;
+    }
+    if !args.all_failed && left == results.len() {
+        exit = Exit::Failure;
     }
     output::print(
         json,
@@ -326,7 +462,7 @@ pub async fn retry(aws: &Aws, args: &FollowupsRetryArgs, json: bool) -> anyhow::
         },
         "nothing to retry",
     )?;
-    Ok(ok)
+    Ok(exit)
 }
 
 /// Why a follow-up in `status` is not retried.

@@ -7,9 +7,11 @@
 //! credentials, `us-east-1`), so a fresh clone needs no AWS account. `--endpoint aws` (or
 //! `AWS_ENDPOINT_URL=aws`) uses the real AWS endpoints and the default credential chain instead.
 //! `--stack NAME` takes the table and queues from a deployed stack's outputs ([`stack`]).
-//! The commands live in one module each; [`cli`] is the argument grammar. Listings print a table
-//! by default and JSON with `--json`; no command prints a payload or body unless it is explicitly
-//! about showing one (`events get`).
+//! The commands live in one module each, with their own arguments and the dispatch of their
+//! subcommands; [`cli`] is only the top of the grammar (global options, the list of commands),
+//! [`args`] the argument groups several commands share, [`exit`] the exit codes. Listings print a
+//! table by default and JSON with `--json` (offered only by the commands that print rows); no
+//! command prints a payload or body unless it is explicitly about showing one (`events get`).
 
 #![allow(clippy::print_stdout)]
 
@@ -18,14 +20,18 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::emit(format_args!($($arg)*)) };
 }
 
+pub mod args;
 pub mod cli;
 pub mod dlq;
 pub mod events;
+pub mod exit;
 pub mod followups;
 pub mod local;
 pub mod output;
+pub mod progress;
 pub mod pump;
 pub mod send;
+pub mod server;
 pub mod sink;
 pub mod stack;
 

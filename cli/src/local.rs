@@ -2,15 +2,53 @@
 //! Idempotent: what exists is left as it is.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
+use clap::{Args, Subcommand};
 use hookline::config;
-
-use crate::cli::LocalUpArgs;
 use hookline::store::ACTION_KINDS;
 
-use crate::{Aws, LOCAL_SECRET, sdk_msg};
+use crate::exit::Exit;
+use crate::{Aws, DEFAULT_QUEUE, DEFAULT_TABLE, LOCAL_SECRET, default_sink_addr, sdk_msg};
+
+/// `hookline local ...`
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Create the table (TTL, indexes) and the follow-up queue with its DLQ, if missing.
+    Up(LocalUpArgs),
+}
+
+impl LocalCommand {
+    /// Runs the subcommand.
+    pub async fn run(self, aws: &Aws) -> anyhow::Result<Exit> {
+        match self {
+            Self::Up(args) => up(aws, &args).await.map(|()| Exit::Ok),
+        }
+    }
+}
+
+/// `hookline local up`
+#[derive(Debug, Args)]
+pub struct LocalUpArgs {
+    /// Table name.
+    #[arg(long, default_value = DEFAULT_TABLE)]
+    pub table: String,
+    /// Follow-up queue name (the DLQ is `<name>-dlq`).
+    #[arg(long, default_value = DEFAULT_QUEUE)]
+    pub queue: String,
+    /// Also write the functions' environment (KEY=VALUE lines, for `cargo lambda watch
+    /// --env-file`): local secret, table, queue, AWS endpoint, action URLs pointing at the sink.
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// Base URL of the action sink, used in the env file (`ACTION_<KIND>_URL=<sink>/<kind>`).
+    #[arg(long, default_value_t = format!("http://{}", default_sink_addr()))]
+    pub sink_url: String,
+    /// `RECONCILE_GRACE_SECS` in the env file: re-enqueue pending follow-ups after this long.
+    #[arg(long, default_value_t = 30)]
+    pub reconcile_grace_secs: u32,
+}
 
 /// Creates what is missing, prints the names and URLs, and writes the env file if asked.
 pub async fn up(aws: &Aws, args: &LocalUpArgs) -> anyhow::Result<()> {

@@ -9,11 +9,34 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use clap::Args;
 use serde_json::{Value, json};
 
-use crate::cli::PumpArgs;
-use crate::{Aws, sdk_msg};
+use crate::args::QueueArg;
+use crate::{Aws, default_watch, parse_duration, sdk_msg};
+
+/// `hookline pump`
+#[derive(Debug, Args)]
+pub struct PumpArgs {
+    /// The follow-up queue.
+    #[command(flatten)]
+    pub queue: QueueArg,
+    /// The worker's Lambda invoke URL.
+    #[arg(long, default_value_t = format!("{}/2015-03-31/functions/followup-worker/invocations", default_watch()))]
+    pub worker_url: String,
+    /// The reconciler's Lambda invoke URL.
+    #[arg(long, default_value_t = format!("{}/2015-03-31/functions/reconciler/invocations", default_watch()))]
+    pub reconciler_url: String,
+    /// How often to run the reconciler (`0s` never).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub reconcile_every: Duration,
+    /// Drain what is visible now, then exit (no reconciler).
+    #[arg(long)]
+    pub once: bool,
+}
 
 /// Most messages in one SQS receive (and one worker batch).
 const BATCH: i32 = 10;
@@ -173,7 +196,7 @@ impl Pump {
     }
 
     /// Invokes the worker; returns the ids it reported as failed.
-    async fn invoke(&self, event: &Value) -> anyhow::Result<HashSet<String>> {
+    async fn invoke(&self, event: &SqsEvent) -> anyhow::Result<HashSet<String>> {
         let response = self
             .http
             .post(&self.worker_url)
@@ -226,17 +249,10 @@ impl Pump {
         let response = self
             .http
             .post(url)
-            .json(&json!({
-                "version": "0",
-                "id": uuid::Uuid::new_v4().to_string(),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "account": "000000000000",
-                "time": "1970-01-01T00:00:00Z",
-                "region": self.aws.region(),
-                "resources": [],
-                "detail": {}
-            }))
+            .json(&scheduled_event(
+                &self.aws.region(),
+                hookline::clock::system().now_millis(),
+            ))
             .send()
             .await
             .with_context(|| format!("POST {url}"))?;
@@ -263,30 +279,45 @@ fn describe(m: &Message) -> String {
 }
 
 /// The SQS event Lambda's event source mapping would deliver for `messages`.
-pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Value {
-    let records: Vec<Value> = messages
+pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
         .iter()
         .map(|m| {
-            let attributes: serde_json::Map<String, Value> = m
+            let mut r = SqsMessage::default();
+            r.message_id = m.message_id().map(str::to_owned);
+            r.receipt_handle = m.receipt_handle().map(str::to_owned);
+            r.body = m.body().map(str::to_owned);
+            r.md5_of_body = m.md5_of_body().map(str::to_owned);
+            r.attributes = m
                 .attributes()
                 .into_iter()
                 .flatten()
-                .map(|(k, v)| (k.as_str().to_owned(), Value::from(v.as_str())))
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
                 .collect();
-            json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": attributes,
-                "messageAttributes": {},
-                "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": region,
-            })
+            r.event_source = Some("aws:sqs".to_owned());
+            r.event_source_arn = Some(queue_arn.to_owned());
+            r.aws_region = Some(region.to_owned());
+            r
         })
         .collect();
-    json!({ "Records": records })
+    event
+}
+
+/// The scheduled event EventBridge delivers to the reconciler, sent at `now_ms`.
+pub fn scheduled_event(region: &str, now_ms: i64) -> EventBridgeEvent<Value> {
+    let mut event = EventBridgeEvent::<Value>::default();
+    event.version = Some("0".to_owned());
+    event.id = Some(uuid::Uuid::new_v4().to_string());
+    event.detail_type = "Scheduled Event".to_owned();
+    event.source = "aws.events".to_owned();
+    event.account = Some("000000000000".to_owned());
+    // The type's own parser turns the RFC 3339 text into its time type.
+    event.time = serde_json::from_value(Value::from(crate::output::time(Some(now_ms)))).ok();
+    event.region = Some(region.to_owned());
+    event.resources = Some(Vec::new());
+    event.detail = json!({});
+    event
 }
 
 #[cfg(test)]
@@ -307,8 +338,11 @@ mod tests {
             "arn:aws:sqs:us-east-1:1:q",
             "us-east-1",
         );
+        let event = serde_json::to_value(event).expect("serialises");
         let r = &event["Records"][0];
         assert_eq!(r["messageId"], "m1");
+        assert_eq!(r["md5OfBody"], "abc");
+        assert_eq!(r["awsRegion"], "us-east-1");
         assert_eq!(r["eventSource"], "aws:sqs");
         assert_eq!(r["eventSourceARN"], "arn:aws:sqs:us-east-1:1:q");
         assert_eq!(r["attributes"]["ApproximateReceiveCount"], "2");
@@ -316,5 +350,21 @@ mod tests {
         let parsed: aws_lambda_events::event::sqs::SqsEvent =
             serde_json::from_value(event).expect("the worker's event type reads it");
         assert_eq!(parsed.records[0].message_id.as_deref(), Some("m1"));
+    }
+
+    #[test]
+    fn builds_the_scheduled_event_the_reconciler_reads() {
+        let event = serde_json::to_value(scheduled_event("eu-west-1", 1_750_000_000_000))
+            .expect("serialises");
+        assert_eq!(event["detail-type"], "Scheduled Event");
+        assert_eq!(event["source"], "aws.events");
+        assert_eq!(event["region"], "eu-west-1");
+        assert_eq!(event["detail"], json!({}));
+        let time = event["time"].as_str().expect("a time");
+        assert!(time.starts_with("2025-06-15T15:06:40"), "{time}");
+        let parsed: EventBridgeEvent<Value> =
+            serde_json::from_value(event).expect("the reconciler's event type reads it");
+        assert_eq!(parsed.detail_type, "Scheduled Event");
+        assert!(parsed.time.is_some());
     }
 }

@@ -1,12 +1,47 @@
 //! `hookline send`: signs a payload file the way the function's sender would and POSTs it.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use aws_lambda_events::event::apigw::{
+    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
+    ApiGatewayV2httpRequestContextHttpDescription,
+};
+use clap::Args;
 use hookline::http::ContentKind;
 use hookline::secret::Secret;
 use hookline::verify::{Scheme, SignInput, sign};
 
-use crate::cli::SendArgs;
-use crate::{LOCAL_SECRET, now_secs, receiver};
+use crate::{LOCAL_SECRET, default_watch, now_secs, receiver};
+
+/// `hookline send`
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Function name, e.g. `payment-events`.
+    pub function: String,
+    /// The JSON payload to sign and send, e.g. `events/payment-events/invoice.paid.json`.
+    pub payload: PathBuf,
+    /// Where to POST (default: `cargo lambda watch`'s URL for the function).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Signing secret (default: the documented local test secret).
+    #[arg(long, env = "HOOKLINE_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Delivery id for schemes that carry one in a header (default: a fresh `msg_<random>`).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Base URL of `cargo lambda watch`, used when `--url` is not given.
+    #[arg(long, default_value_t = default_watch())]
+    pub watch: String,
+    /// Signature scheme (`stripe`, `standard-webhooks`, `github`, ...), for a function this
+    /// command does not know yet; JSON bodies.
+    #[arg(long)]
+    pub scheme: Option<String>,
+    /// Print the signed API Gateway (HTTP API, payload v2) request event instead of posting it,
+    /// for `cargo lambda invoke --data-file`.
+    #[arg(long)]
+    pub apigw: bool,
+}
 
 /// Sends once; `Ok(false)` when the answer is not 2xx.
 pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
@@ -48,7 +83,7 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
         // The route the template gives the function: /webhooks/<source>.
         let route = receiver(&args.function)
             .map_or_else(|_| args.function.clone(), |s| s.source.to_owned());
-        let event = apigw_event(&route, content_type, &headers, &body, now);
+        let event = apigw_event(&route, content_type, &headers, &body, now)?;
         out!("{}", serde_json::to_string_pretty(&event)?);
         return Ok(true);
     }
@@ -86,19 +121,27 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
 
 /// The API Gateway HTTP API (payload v2) request event that delivers `body` with `headers` to
 /// `POST /webhooks/<route>`: the shape `cargo lambda invoke --data-file` feeds the function.
+#[allow(deprecated)] // `http_method`: set too, so the deprecated field does not say GET.
 fn apigw_event(
     route: &str,
     content_type: &str,
     headers: &[(http::HeaderName, String)],
     body: &[u8],
     now: i64,
-) -> serde_json::Value {
+) -> anyhow::Result<ApiGatewayV2httpRequest> {
     let path = format!("/webhooks/{route}");
-    let mut hdrs = serde_json::Map::new();
-    hdrs.insert("content-type".into(), content_type.into());
-    hdrs.insert("host".into(), "hookline.local".into());
+    let route_key = format!("POST {path}");
+    let mut hdrs = http::HeaderMap::new();
+    hdrs.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_str(content_type)?,
+    );
+    hdrs.insert(
+        http::header::HOST,
+        http::HeaderValue::from_static("hookline.local"),
+    );
     for (name, value) in headers {
-        hdrs.insert(name.as_str().into(), value.as_str().into());
+        hdrs.insert(name.clone(), http::HeaderValue::from_str(value)?);
     }
     let (body, base64) = match std::str::from_utf8(body) {
         Ok(text) => (text.to_owned(), false),
@@ -107,28 +150,34 @@ fn apigw_event(
             true,
         ),
     };
-    serde_json::json!({
-        "version": "2.0",
-        "routeKey": format!("POST {path}"),
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": hdrs,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "local",
-            "domainName": "hookline.local",
-            "domainPrefix": "hookline",
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "127.0.0.1", "userAgent": "hookline-cli"},
-            "requestId": format!("local-{now}"),
-            "routeKey": format!("POST {path}"),
-            "stage": "$default",
-            "time": "",
-            "timeEpoch": now * 1000,
-        },
-        "body": body,
-        "isBase64Encoded": base64,
-    })
+    let mut described = ApiGatewayV2httpRequestContextHttpDescription::default();
+    described.method = http::Method::POST;
+    described.path = Some(path.clone());
+    described.protocol = Some("HTTP/1.1".to_owned());
+    described.source_ip = Some("127.0.0.1".to_owned());
+    described.user_agent = Some("hookline-cli".to_owned());
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.account_id = Some("123456789012".to_owned());
+    context.apiid = Some("local".to_owned());
+    context.domain_name = Some("hookline.local".to_owned());
+    context.domain_prefix = Some("hookline".to_owned());
+    context.http = described;
+    context.request_id = Some(format!("local-{now}"));
+    context.route_key = Some(route_key.clone());
+    context.stage = Some("$default".to_owned());
+    context.time = Some(String::new());
+    context.time_epoch = now * 1000;
+    let mut event = ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".to_owned());
+    event.route_key = Some(route_key);
+    event.raw_path = Some(path);
+    event.raw_query_string = Some(String::new());
+    event.http_method = http::Method::POST;
+    event.headers = hdrs;
+    event.request_context = context;
+    event.body = Some(body);
+    event.is_base64_encoded = base64;
+    Ok(event)
 }
 
 /// The id the scheme's headers carry: `--id`, else the body's own `id` for Stripe (which puts its
@@ -163,5 +212,42 @@ mod tests {
         );
         let fresh = delivery_id(&Scheme::StandardWebhooks, br#"{"id":"evt_1"}"#, None);
         assert!(fresh.starts_with("msg_") && fresh.len() > 10);
+    }
+
+    /// `send --apigw`'s event is what the function's runtime reads: an HTTP API v2 POST with the
+    /// signature headers and the body as sent.
+    #[test]
+    fn the_apigw_event_is_read_as_a_signed_post() -> anyhow::Result<()> {
+        let headers = vec![(
+            http::HeaderName::from_static("stripe-signature"),
+            "t=1,v1=ab".to_owned(),
+        )];
+        let event = apigw_event(
+            "stripe",
+            "application/json",
+            &headers,
+            br#"{"id":"evt_1"}"#,
+            1_700_000_000,
+        )?;
+        let json = serde_json::to_value(&event)?;
+        assert_eq!(json["version"], "2.0");
+        assert_eq!(json["routeKey"], "POST /webhooks/stripe");
+        assert_eq!(json["requestContext"]["http"]["method"], "POST");
+        assert_eq!(json["headers"]["stripe-signature"], "t=1,v1=ab");
+        assert_eq!(json["isBase64Encoded"], false);
+        let request = lambda_http::request::from_str(&json.to_string())?;
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.uri().path(), "/webhooks/stripe");
+        assert_eq!(
+            request
+                .headers()
+                .get("stripe-signature")
+                .and_then(|v| v.to_str().ok()),
+            Some("t=1,v1=ab")
+        );
+        assert_eq!(request.body().as_ref(), br#"{"id":"evt_1"}"#);
+        let binary = apigw_event("stripe", "application/json", &headers, &[0xff, 0x00], 1)?;
+        assert!(binary.is_base64_encoded);
+        Ok(())
     }
 }

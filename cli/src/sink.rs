@@ -1,6 +1,6 @@
-//! `hookline sink`: the target of every follow-up action in the local stack. A deliberately tiny
-//! HTTP/1.1 server (one request per connection, `Content-Length` bodies) that prints each request
-//! and answers 200, or 503 where a fault is injected so the retry path can be watched:
+//! `hookline sink`: the target of every follow-up action in the local stack. A small HTTP/1.1
+//! server ([`crate::server`], on hyper) that prints each request and answers 200, or 503 where a
+//! fault is injected so the retry path can be watched:
 //!
 //! - `--fail-first N`: the first N requests;
 //! - `--fail-rate R --seed S`: a share R of the requests, chosen by a hash of the seed and the
@@ -12,43 +12,45 @@
 //! can tell an injected 503 from anything else.
 
 use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use clap::Args;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-use crate::cli::SinkArgs;
+use crate::server::{Answer, Received};
+use crate::{default_sink_addr, parse_duration};
 
-/// Largest request head accepted.
-const MAX_HEAD: usize = 64 * 1024;
-/// Largest body accepted.
-const MAX_BODY: usize = 1024 * 1024;
-
-/// One received request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    /// Method.
-    pub method: String,
-    /// Path (and query).
-    pub path: String,
-    /// Headers, names lower-cased, in order.
-    pub headers: Vec<(String, String)>,
-    /// Body bytes.
-    pub body: Vec<u8>,
-}
-
-impl Received {
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
+/// `hookline sink`
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Listen address.
+    #[arg(long, default_value_t = default_sink_addr())]
+    pub addr: SocketAddr,
+    /// Answer 503 to the first N requests, to show retries.
+    #[arg(long, default_value_t = 0)]
+    pub fail_first: usize,
+    /// Answer 503 to this share of the requests (0 to 1), chosen by `--seed` and the request's
+    /// number.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub fail_rate: f64,
+    /// Seed of `--fail-rate`: the same seed fails the same request numbers.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Go down after the Nth request: answer 503 to everything for `--down-for`.
+    #[arg(long, requires = "down_for")]
+    pub down_after: Option<usize>,
+    /// How long the sink stays down (e.g. `20s`, `2m`), with `--down-after`.
+    #[arg(long, value_parser = parse_duration, requires = "down_after")]
+    pub down_for: Option<Duration>,
+    /// Also append each request as one JSON line to this file.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
 }
 
 /// Why a request was answered 503.
@@ -148,6 +150,11 @@ pub async fn run(args: &SinkArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("binding {}", args.addr))?;
+    serve(listener, args).await
+}
+
+/// Serves on `listener` (already bound) until accepting fails.
+pub async fn serve(listener: TcpListener, args: &SinkArgs) -> anyhow::Result<()> {
     let record = match &args.record {
         Some(path) => Some(std::sync::Mutex::new(
             std::fs::OpenOptions::new()
@@ -175,25 +182,21 @@ pub async fn run(args: &SinkArgs) -> anyhow::Result<()> {
         "sink: listening on http://{} ({faults})",
         listener.local_addr()?
     );
-    loop {
-        let (stream, _) = listener.accept().await.context("accepting")?;
+    crate::server::serve(listener, move |request| {
         let state = state.clone();
-        tokio::spawn(async move {
-            if let Err(err) = serve(stream, &state).await {
+        async move {
+            answer(&state, &request).unwrap_or_else(|err| {
                 eprintln!("sink: {err:#}");
-            }
-        });
-    }
+                Answer::json(500, &json!({"error": err.to_string()}))
+            })
+        }
+    })
+    .await
+    .context("accepting")
 }
 
-async fn serve(mut stream: TcpStream, state: &State) -> anyhow::Result<()> {
-    let request = match read_request(&mut stream).await {
-        Ok(r) => r,
-        Err(err) => {
-            respond(&mut stream, 400, &json!({"error": err.to_string()})).await?;
-            return Err(err);
-        }
-    };
+/// Decides, prints and records one request; the answer.
+fn answer(state: &State, request: &Received) -> anyhow::Result<Answer> {
     let n = state.seen.fetch_add(1, Ordering::SeqCst) + 1;
     let now = Instant::now();
     let fault = state.faults.decide(n, now);
@@ -233,83 +236,7 @@ async fn serve(mut stream: TcpStream, state: &State) -> anyhow::Result<()> {
         None => json!({"ok": true}),
         Some(f) => json!({"error": format!("failing on purpose (--{})", f.as_str())}),
     };
-    respond(&mut stream, status, &answer).await
-}
-
-/// Reads one HTTP/1.1 request with a `Content-Length` body (or none).
-pub async fn read_request(stream: &mut TcpStream) -> anyhow::Result<Received> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    let mut head_len = 0;
-    reader.read_line(&mut line).await.context("reading")?;
-    head_len += line.len();
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
-        bail!("malformed request line");
-    };
-    let (method, path) = (method.to_owned(), path.to_owned());
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).await.context("reading")? == 0 {
-            bail!("connection closed inside the request head");
-        }
-        head_len += line.len();
-        if head_len > MAX_HEAD {
-            bail!("request head larger than {MAX_HEAD} bytes");
-        }
-        let trimmed = line.trim_end_matches(['\r', '\n']);
-        if trimmed.is_empty() {
-            break;
-        }
-        let Some((name, value)) = trimmed.split_once(':') else {
-            bail!("malformed header line");
-        };
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    let mut received = Received {
-        method,
-        path,
-        headers,
-        body: Vec::new(),
-    };
-    if received
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        bail!("chunked bodies are not supported; send Content-Length");
-    }
-    let len: usize = match received.header("content-length") {
-        Some(v) => v.parse().context("bad Content-Length")?,
-        None => 0,
-    };
-    if len > MAX_BODY {
-        bail!("body larger than {MAX_BODY} bytes");
-    }
-    received.body = vec![0; len];
-    reader
-        .read_exact(&mut received.body)
-        .await
-        .context("reading the body")?;
-    Ok(received)
-}
-
-async fn respond(stream: &mut TcpStream, status: u16, body: &Value) -> anyhow::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        _ => "Service Unavailable",
-    };
-    let body = body.to_string();
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await?;
-    Ok(())
+    Ok(Answer::json(status, &answer))
 }
 
 #[cfg(test)]
@@ -385,12 +312,17 @@ mod tests {
         }
     }
 
+    /// `hookline sink`'s grammar on its own.
+    #[derive(Debug, clap::Parser)]
+    struct Sink {
+        #[command(flatten)]
+        args: SinkArgs,
+    }
+
     #[test]
     fn down_after_and_down_for_come_together() -> Result<(), clap::Error> {
         use clap::Parser as _;
-        let parse = |args: &[&str]| {
-            crate::cli::Cli::try_parse_from(["hookline", "sink"].iter().chain(args).copied())
-        };
+        let parse = |args: &[&str]| Sink::try_parse_from(["sink"].iter().chain(args).copied());
         assert!(parse(&["--down-after", "5"]).is_err());
         assert!(parse(&["--down-for", "5s"]).is_err());
         assert!(parse(&["--fail-rate", "2"]).is_err());
@@ -402,9 +334,7 @@ mod tests {
             "--fail-rate",
             "0.3",
         ])?;
-        let crate::cli::Command::Sink(args) = cli.command else {
-            panic!("not the sink");
-        };
+        let args = cli.args;
         assert_eq!(args.down_after, Some(5));
         assert_eq!(args.down_for, Some(Duration::from_secs(20)));
         assert_eq!(args.fail_rate, 0.3);
@@ -416,10 +346,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sink-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
         let record = dir.join("requests.jsonl");
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-            l.local_addr()?.port()
-        };
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
         let args = SinkArgs {
             addr: ([127, 0, 0, 1], port).into(),
             fail_first: 1,
@@ -429,26 +357,18 @@ mod tests {
             down_for: None,
             record: Some(record.clone()),
         };
-        let server = tokio::spawn(async move { run(&args).await });
+        let server = tokio::spawn(async move { serve(listener, &args).await });
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/receipt");
         let mut statuses = Vec::new();
-        for _ in 0..50 {
-            match client
+        for _ in 0..2 {
+            let r = client
                 .post(&url)
                 .header("Idempotency-Key", "k1")
                 .json(&json!({"a": 1}))
                 .send()
-                .await
-            {
-                Ok(r) => {
-                    statuses.push(r.status().as_u16());
-                    if statuses.len() == 2 {
-                        break;
-                    }
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
+                .await?;
+            statuses.push(r.status().as_u16());
         }
         server.abort();
         assert_eq!(statuses, [503, 200]);

@@ -138,6 +138,16 @@ async fn run(
     extra: Vec<String>,
     json: bool,
 ) -> (bool, String, String) {
+    let (code, stdout, stderr) = run_code(args, extra, json).await;
+    (code == Some(0), stdout, stderr)
+}
+
+/// Runs the built binary against the emulator: (exit code, stdout, stderr).
+async fn run_code(
+    args: impl IntoIterator<Item = String>,
+    extra: Vec<String>,
+    json: bool,
+) -> (Option<i32>, String, String) {
     let mut all: Vec<String> = args.into_iter().collect();
     all.extend(extra);
     if json {
@@ -157,7 +167,7 @@ async fn run(
     .await
     .unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -708,4 +718,155 @@ fn usage_errors_are_caught_by_the_grammar() {
     ] {
         assert!(Cli::try_parse_from(&good).is_ok(), "{good:?} refused");
     }
+}
+
+/// The commands that accept `--json`, as `hookline <words>`; every other command refuses it.
+const JSON_COMMANDS: [&[&str]; 6] = [
+    &["events", "list"],
+    &["followups", "list"],
+    &["followups", "retry"],
+    &["dlq", "list"],
+    &["dlq", "redrive"],
+    &["redrive"],
+];
+
+/// Every leaf command of the grammar, as its words, with whether it takes `--json`.
+fn leaf_commands(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, bool)>) {
+    if cmd.get_subcommands().next().is_none() {
+        let json = cmd.get_arguments().any(|a| a.get_long() == Some("json"));
+        out.push((path.clone(), json));
+        return;
+    }
+    for sub in cmd.get_subcommands() {
+        path.push(sub.get_name().to_owned());
+        leaf_commands(sub, path, out);
+        path.pop();
+    }
+}
+
+#[test]
+fn json_is_offered_exactly_by_the_commands_that_print_rows() {
+    use clap::CommandFactory as _;
+    let mut leaves = Vec::new();
+    leaf_commands(
+        &hookline_cli::cli::Cli::command(),
+        &mut Vec::new(),
+        &mut leaves,
+    );
+    assert!(leaves.len() >= 12, "{leaves:?}");
+    let offering: Vec<Vec<String>> = leaves
+        .iter()
+        .filter(|(_, json)| *json)
+        .map(|(path, _)| path.clone())
+        .collect();
+    let expected: Vec<Vec<String>> = JSON_COMMANDS
+        .iter()
+        .map(|words| words.iter().map(|w| (*w).to_owned()).collect())
+        .collect();
+    assert_eq!(offering, expected, "a new --json needs a test below");
+}
+
+#[tokio::test]
+async fn each_command_offering_json_prints_one_json_document() {
+    let ops = Ops::new(Vec::new()).await;
+    ops.invoice("json_1").await;
+    let both = [ops.queues(), ops.table()].concat();
+    let queue = [ops.table(), ops.queues()[..2].to_vec()].concat();
+    for (words, extra) in [
+        (vec!["events", "list", "stripe"], ops.table()),
+        (vec!["followups", "list"], ops.table()),
+        (
+            vec!["followups", "retry", "--all-failed", "--dry-run"],
+            queue,
+        ),
+        (vec!["dlq", "list"], both.clone()),
+        (vec!["dlq", "redrive", "--all", "--dry-run"], both.clone()),
+        (vec!["redrive"], both.clone()),
+    ] {
+        assert!(
+            JSON_COMMANDS.iter().any(|c| words.starts_with(c)),
+            "{words:?} is not in JSON_COMMANDS"
+        );
+        let (ok, parsed, stderr) = ops.json(&words, extra).await;
+        assert!(ok, "{words:?}: {stderr}");
+        assert!(parsed.is_array(), "{words:?}: {parsed}");
+    }
+    let (_, events, _) = ops.json(&["events", "list", "stripe"], ops.table()).await;
+    assert_eq!(rows(&events)[0]["event_id"], "evt_json_1");
+    let (_, listed, _) = ops.json(&["followups", "list"], ops.table()).await;
+    assert_eq!(rows(&listed)[0]["name"], "stripe:evt_json_1:receipt");
+}
+
+#[tokio::test]
+async fn a_command_without_rows_refuses_json_as_a_usage_error() {
+    for words in [
+        vec!["state", "get", "customer", "cus_1"],
+        vec!["events", "get", "stripe", "evt_1"],
+        vec!["send", "payment-events", "x.json"],
+        vec!["local", "up"],
+        vec!["pump", "--once"],
+        vec!["sink"],
+    ] {
+        let (code, stdout, stderr) =
+            run_code(words.iter().map(|w| (*w).to_owned()), Vec::new(), true).await;
+        assert_eq!(code, Some(2), "{words:?}: {stdout}{stderr}");
+        assert!(stderr.contains("--json"), "{words:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn exit_codes_tell_usage_failure_and_refused_items_apart() {
+    let ops = Ops::new(Vec::new()).await;
+    let code = |words: &[&str], extra: Vec<String>| {
+        let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        async move { run_code(words, extra, false).await }
+    };
+    // 2: the grammar's own usage errors, and one found after parsing.
+    assert_eq!(code(&["followups", "retry"], ops.table()).await.0, Some(2));
+    let (c, _, stderr) = code(
+        &["followups", "retry", "--entity", "subscription"],
+        ops.table(),
+    )
+    .await;
+    assert_eq!(c, Some(2), "{stderr}");
+    assert!(stderr.contains("<kind>/<id>"), "{stderr}");
+    // 1: a named item that is not there.
+    assert_eq!(
+        code(&["events", "get", "stripe", "evt_none"], ops.table())
+            .await
+            .0,
+        Some(1)
+    );
+    // 3: a bulk replay that could not replay one of its events (the mapping still refuses it);
+    // the same event named alone is a failure, 1.
+    let store = ops.stack.store(hookline::clock::system());
+    store
+        .quarantine(
+            &NewEvent {
+                source: "stripe",
+                function: "payment-events",
+                event_id: "evt_bad",
+                event_type: "",
+                provider_ts: 1,
+                body: br#"{"id":"evt_bad","object":"event"}"#,
+            },
+            "missing field `type`",
+        )
+        .await
+        .unwrap();
+    let both = [ops.table(), ops.queues()[..2].to_vec()].concat();
+    let (c, stdout, stderr) = code(
+        &["events", "replay", "stripe", "--status", "quarantined"],
+        both.clone(),
+    )
+    .await;
+    assert_eq!(c, Some(3), "{stdout}{stderr}");
+    assert!(stdout.contains("not replayed"), "{stdout}");
+    let (c, _, _) = code(&["events", "replay", "stripe", "evt_bad"], both).await;
+    assert_eq!(c, Some(1));
+    // And `--help` says so.
+    let (c, help, _) = code(&["--help"], Vec::new()).await;
+    assert_eq!(c, Some(0));
+    assert!(help.contains("Exit codes:"), "{help}");
+    assert!(help.contains("3  some items refused"), "{help}");
 }

@@ -1,7 +1,8 @@
 //! Test support for the integration and end-to-end tests: each test gets its own uniquely named
 //! table and queues in the local emulator (moto server, started by `scripts/test.sh` on a free
 //! port and named by `AWS_ENDPOINT_URL`), the real SDK clients, an AWS call counter, and a
-//! scripted HTTP target for follow-up actions.
+//! scripted HTTP target for follow-up actions (on the same hyper server as `hookline sink`,
+//! `hookline_cli::server`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use aws_sdk_dynamodb::config::Intercept;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -18,7 +19,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use hookline_cli::server::Answer;
 use tokio::net::TcpListener;
 
 /// Counts the AWS operations made through the clients it is attached to.
@@ -444,40 +445,40 @@ impl Target {
             default.clone(),
             base.clone(),
         );
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let (rec, h, d, script, here) = (
-                    rec.clone(),
-                    h.clone(),
-                    d.clone(),
-                    script.clone(),
-                    here.clone(),
-                );
-                tokio::spawn(async move {
-                    let Ok(req) = read_request(&mut sock).await else {
-                        return;
-                    };
-                    h.fetch_add(1, Ordering::SeqCst);
-                    rec.lock().unwrap().push(req);
-                    let (status, retry_after) = script
-                        .lock()
-                        .unwrap()
-                        .pop_front()
-                        .unwrap_or((d.load(Ordering::SeqCst), None));
-                    let mut extra = String::new();
-                    if (300..400).contains(&status) {
-                        extra.push_str(&format!("location: {here}/redirected\r\n"));
-                    }
-                    if let Some(r) = retry_after {
-                        extra.push_str(&format!("retry-after: {r}\r\n"));
-                    }
-                    let resp = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\n{extra}connection: close\r\n\r\n{{}}"
-                    );
-                    let _ = sock.write_all(resp.as_bytes()).await;
+        tokio::spawn(hookline_cli::server::serve(listener, move |req| {
+            let (rec, h, d, script, here) = (
+                rec.clone(),
+                h.clone(),
+                d.clone(),
+                script.clone(),
+                here.clone(),
+            );
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                rec.lock().unwrap().push(Received {
+                    idempotency_key: req.header("idempotency-key").map(str::to_owned),
+                    path: req.path,
+                    body: String::from_utf8_lossy(&req.body).into_owned(),
                 });
+                let (status, retry_after) = script
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .unwrap_or((d.load(Ordering::SeqCst), None));
+                let mut answer = Answer {
+                    status,
+                    headers: Vec::new(),
+                    body: b"{}".to_vec(),
+                };
+                if (300..400).contains(&status) {
+                    answer = answer.with_header("location", format!("{here}/redirected"));
+                }
+                if let Some(r) = retry_after {
+                    answer = answer.with_header("retry-after", r);
+                }
+                answer
             }
-        });
+        }));
         Ok(Self {
             base,
             received,
@@ -505,51 +506,6 @@ impl Target {
     pub fn url(&self, kind: &str) -> url::Url {
         url::Url::parse(&format!("{}/{kind}", self.base)).unwrap()
     }
-}
-
-async fn read_request(sock: &mut tokio::net::TcpStream) -> anyhow::Result<Received> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = sock.read(&mut chunk).await?;
-        if n == 0 {
-            bail!("connection closed before the headers ended");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.lines();
-    let path = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or_default()
-        .to_owned();
-    let header = |name: &str| {
-        head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    };
-    let len: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = sock.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(Received {
-        path,
-        idempotency_key: header("idempotency-key"),
-        body: String::from_utf8_lossy(&buf[head_end..]).to_string(),
-    })
 }
 
 /// The documented local test secret (the same one `make dev` uses).
