@@ -12,6 +12,8 @@
 //!   field of the model's own) and never repeats text from the body: it is logged and stored as
 //!   the quarantine reason (invariant 6);
 //! - a body is only ever `Verified` under its own SHA-256.
+//!
+//! The numbered invariants are those of docs/ARCHITECTURE.md.
 
 use hookline::receiver::Described;
 use hookline::verify::{ParseError, Verified};

@@ -5,6 +5,8 @@
 //! logged, never returned (invariant 4); internal and dependency failures are logged with their
 //! cause and answered opaquely, a dependency outage with 503 so the sender retries (invariant 5).
 //! Nothing here logs a header value or the body (invariant 6).
+//!
+//! The numbered invariants are those of docs/ARCHITECTURE.md.
 
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};

@@ -1,8 +1,10 @@
 //! Hookline's shared crate: everything a webhook receiver needs besides its own payload mapping.
 //!
-//! The receiver flow (see `DESIGN.md`): guards ([`http`]) → signature verification ([`verify`]) →
+//! The receiver flow (docs/ARCHITECTURE.md): guards ([`http`]) → signature verification ([`verify`]) →
 //! typed parsing, only possible from a [`verify::Verified`] body → one DynamoDB transaction
 //! ([`store`]) → a batch send of follow-ups ([`queue`]) → a JSON answer ([`http`]).
+
+#![warn(missing_docs)]
 
 pub mod allowlist;
 pub mod clock;

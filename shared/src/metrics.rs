@@ -20,6 +20,8 @@
 //! finished in that state), [`RECONCILER_REENQUEUED`] (per run) and
 //! [`RECONCILER_BACKLOG_AGE_MS`] (per run: age of the oldest pending follow-up, 0 when none;
 //! `source` = `all`). `template.yaml` alarms on these names: keep them in step.
+//!
+//! The numbered invariants are those of docs/ARCHITECTURE.md.
 
 use std::fmt;
 use std::io::Write;

@@ -18,6 +18,8 @@
 //!
 //! Each function supplies only a [`ReceiverSpec`]: its scheme, sender timeout and pure
 //! [`Describe`] mapping.
+//!
+//! The numbered invariants are those of docs/ARCHITECTURE.md.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,7 @@
 //! Secrets as a newtype whose `Debug` and `Display` print `[redacted]`, so a secret cannot reach a
 //! log line by formatting (invariant 6). The bytes are reachable only through [`Secret::expose`].
+//!
+//! The numbered invariants are those of docs/ARCHITECTURE.md.
 
 use std::fmt;
 

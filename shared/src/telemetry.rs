@@ -3,6 +3,8 @@
 //! Honours `AWS_LAMBDA_LOG_FORMAT` (`JSON` or text) and `AWS_LAMBDA_LOG_LEVEL`, with `RUST_LOG`
 //! taking precedence for finer filters. Log lines carry ids, types and outcomes, never a secret,
 //! a signature or a body (invariant 6): nothing in this crate formats those into a field.
+//!
+//! The numbered invariants are those of docs/ARCHITECTURE.md.
 
 use tracing_subscriber::EnvFilter;
 

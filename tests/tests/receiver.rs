@@ -1,5 +1,5 @@
 //! The receiver flow against the emulator with the real SDK clients: invariants 1, 2, 4, 5, 6
-//! and the AWS call budget of DESIGN.md. Each test has its own table and queues.
+//! and the AWS call budget of docs/ARCHITECTURE.md. Each test has its own table and queues.
 
 #![allow(clippy::unwrap_used)]
 

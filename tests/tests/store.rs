@@ -1,4 +1,4 @@
-//! The data model against the emulator (DESIGN.md, "Data"): a mapping's attributes cannot
+//! The data model against the emulator (docs/DATA.md): a mapping's attributes cannot
 //! collide with the table's own, a tombstone erases personal data and is final, the raw body
 //! lives in an item of its own, a permanent store refusal quarantines instead of answering 503,
 //! and a quarantined event replays once.

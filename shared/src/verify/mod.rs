@@ -1,6 +1,6 @@
 //! Webhook signature verification: one scheme per sender, all behind [`Verifier`].
 //!
-//! Invariant kept here (DESIGN.md invariant 4): a body can only be parsed through a [`Verified`],
+//! Invariant kept here (docs/ARCHITECTURE.md, invariant 4): a body can only be parsed through a [`Verified`],
 //! and a [`Verified`] can only be made by [`Verifier::verify`] after a signature over the *raw
 //! body bytes* matched one of the configured secrets in constant time. Every way to fail has its
 //! own [`VerifyError`] variant, for logs and tests; the HTTP layer answers all of them with a bare
