@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::types::{
 use sha2::{Digest, Sha256};
 
 use super::schema::{
-    BODY_SK, ENTITY_SK, EVENT_SK, PENDING_INDEX, PENDING_PK, PENDING_SK, PK, SK, SOURCE_INDEX,
-    SOURCE_PK, SOURCE_SK, TTL_ATTR, entity_pk, event_pk, pending_pk, source_pk, source_pks,
+    BODY_SK, ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, SOURCE_INDEX, SOURCE_PK,
+    SOURCE_SK, TTL_ATTR, entity_pk, event_pk, pending_pk, source_pk, source_pks,
 };
 use super::{
     ActionStatus, ChangeMode, Effects, EntityRecord, EntityRef, EventRecord, FollowUp, NewEvent,
@@ -506,6 +506,11 @@ impl EventStore {
                     ("attempt".to_owned(), n(0)),
                     ("generation".to_owned(), n(0)),
                     ("last_status".to_owned(), n(0)),
+                    // Each event action's own check time (docs/FOLLOWUPS.md, the reconciler).
+                    (
+                        super::reconcile::ENTRY_CHECK_AT.to_owned(),
+                        n(now.saturating_add(self.grace_ms)),
+                    ),
                 ]);
                 if let Some(e) = &a.unless_deleted {
                     entry.insert("unless_deleted_kind".to_owned(), s(&e.kind));
@@ -584,6 +589,7 @@ impl EventStore {
                 (SYNC_DESIRED, s(sync_json(sync))),
                 (SYNC_STATUS, s(ActionStatus::Pending.as_str())),
                 (SYNC_ATTEMPT, n(0)),
+                (super::reconcile::SYNC_REQUEUES, n(0)),
                 (PENDING_PK, s(pending_pk(&pk))),
                 (PENDING_SK, n(now.saturating_add(self.grace_ms))),
             ]
@@ -705,33 +711,6 @@ impl EventStore {
         found.sort_by_key(|f| std::cmp::Reverse(f.0));
         found.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(found.into_iter().map(|(_, s, i)| (s, i)).collect())
-    }
-
-    /// Keys (pk, sk) of items in one shard of the pending index due before `cutoff_ms`.
-    pub(super) async fn due(
-        &self,
-        shard_pk: &str,
-        cutoff_ms: i64,
-        limit: i32,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(PENDING_INDEX)
-            .key_condition_expression("#p = :p AND #c < :cutoff")
-            .expression_attribute_names("#p", PENDING_PK)
-            .expression_attribute_names("#c", PENDING_SK)
-            .expression_attribute_values(":p", s(shard_pk))
-            .expression_attribute_values(":cutoff", n(cutoff_ms))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| dynamo_err("Query", e))?;
-        out.items()
-            .iter()
-            .map(|item| Ok((get_s(item, PK)?.to_owned(), get_s(item, SK)?.to_owned())))
-            .collect()
     }
 }
 
