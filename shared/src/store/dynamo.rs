@@ -712,6 +712,51 @@ impl EventStore {
         found.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(found.into_iter().map(|(_, s, i)| (s, i)).collect())
     }
+
+    /// Every event of `source` received at or after `since_ms`, newest first: each shard of the
+    /// index read page after page (`page` keys a page) to the end of the window, not just its
+    /// newest page.
+    pub async fn events_since(
+        &self,
+        source: &str,
+        since_ms: i64,
+        page: i32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut found: Vec<(i64, String, String)> = Vec::new();
+        for spk in source_pks(source) {
+            let mut start: Option<Item> = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(SOURCE_INDEX)
+                    .key_condition_expression("#s = :s AND #t >= :since")
+                    .expression_attribute_names("#s", SOURCE_PK)
+                    .expression_attribute_names("#t", SOURCE_SK)
+                    .expression_attribute_values(":s", s(&spk))
+                    .expression_attribute_values(":since", n(since_ms))
+                    .scan_index_forward(false)
+                    .limit(page.max(1))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| dynamo_err("Query", e))?;
+                for item in out.items() {
+                    let pk = get_s(item, PK)?;
+                    let (src, id) = parse_event_pk(pk)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event key {pk:?}")))?;
+                    found.push((get_n(item, SOURCE_SK)?, src, id));
+                }
+                match out.last_evaluated_key() {
+                    Some(key) => start = Some(key.clone()),
+                    None => break,
+                }
+            }
+        }
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        Ok(found.into_iter().map(|(_, s, i)| (s, i)).collect())
+    }
 }
 
 /// The answer to a duplicate: the stored event's still-PENDING event actions, and its entity's
