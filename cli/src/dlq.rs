@@ -33,7 +33,6 @@ use aws_sdk_sqs::types::{
 };
 use serde::Serialize;
 
-use hookline::clock::Clock;
 use hookline::store::{ActionStatus, EventStore, FollowUp};
 
 use crate::cli::{DlqListArgs, DlqRedriveArgs};
