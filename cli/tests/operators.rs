@@ -8,7 +8,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use hookline::clock::Clock;
 use hookline::store::lifecycle::Timers;
 use hookline::store::{ActionStatus, NewEvent};
 use hookline::worker::Worker;
