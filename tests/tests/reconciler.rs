@@ -253,3 +253,129 @@ async fn a_followup_re_enqueued_and_never_claimed_backs_off_until_a_claim() {
         "the backoff started again from the grace"
     );
 }
+
+/// The reconciler's rate on the emulator (ignored by default; docs/RELIABILITY.md, "Reconciler
+/// throughput"): `RECONCILE_BENCH_ITEMS` (default 5,000) stuck follow-ups (recorded, their
+/// messages lost) seeded straight into the table, then one run timed, then runs 5, 10 and 15
+/// minutes later (by the clock) to count the copies each follow-up got within 15 minutes.
+///
+/// `cargo nextest run -p hookline-tests --test reconciler --run-ignored only --no-capture`
+#[tokio::test]
+#[ignore = "a measurement: minutes on the emulator"]
+async fn reconciler_throughput_on_the_emulator() {
+    let rig = Rig::new().await;
+    let n: usize = std::env::var("RECONCILE_BENCH_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    let now_ms = rig.clock.now_millis();
+    let seeded = std::time::Instant::now();
+    let items: Vec<_> = (0..n)
+        .map(|i| {
+            let id = format!("evt_bench_{i}");
+            let pk = event_pk("test", &id);
+            let entry = AttributeValue::M(
+                [
+                    ("status", AttributeValue::S("PENDING".into())),
+                    ("payload", AttributeValue::S("{}".into())),
+                    ("attempt", AttributeValue::N("0".into())),
+                    ("generation", AttributeValue::N("0".into())),
+                    ("last_status", AttributeValue::N("0".into())),
+                    ("check_at", AttributeValue::N(now_ms.to_string())),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            );
+            let item: std::collections::HashMap<String, AttributeValue> = [
+                ("pk", AttributeValue::S(pk.clone())),
+                ("sk", AttributeValue::S("EVENT".into())),
+                ("source", AttributeValue::S("test".into())),
+                ("function", AttributeValue::S("test-events".into())),
+                ("event_id", AttributeValue::S(id)),
+                ("event_type", AttributeValue::S("thing.happened".into())),
+                ("status", AttributeValue::S("accepted".into())),
+                ("provider_ts", AttributeValue::N(now_ms.to_string())),
+                ("received_at", AttributeValue::N(now_ms.to_string())),
+                ("body_sha256", AttributeValue::S("0".into())),
+                ("expires_at", AttributeValue::N((NOW + 86_400).to_string())),
+                ("rev", AttributeValue::N("0".into())),
+                (
+                    "outbox",
+                    AttributeValue::M([("alpha".to_owned(), entry)].into()),
+                ),
+                ("pending_pk", AttributeValue::S(pending_pk(&pk))),
+                ("next_check_at", AttributeValue::N(now_ms.to_string())),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            aws_sdk_dynamodb::types::WriteRequest::builder()
+                .put_request(
+                    aws_sdk_dynamodb::types::PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+        .collect();
+    for group in items.chunks(25 * 8) {
+        let writes = group.chunks(25).map(|chunk| {
+            rig.stack
+                .dynamo
+                .batch_write_item()
+                .request_items(&rig.stack.table, chunk.to_vec())
+                .send()
+        });
+        for out in futures_util::future::join_all(writes).await {
+            assert!(
+                out.unwrap()
+                    .unprocessed_items()
+                    .is_none_or(|u| u.is_empty())
+            );
+        }
+    }
+    println!("seeded {n} stuck follow-ups in {:?}", seeded.elapsed());
+    let limits = hookline::reconcile::Limits {
+        budget: std::time::Duration::from_secs(3_600),
+        ..hookline::reconcile::Limits::default()
+    };
+    let metrics = hookline::metrics::Metrics::stdout();
+    let mut copies: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for (run, advance) in [(0, 1), (1, 300), (2, 300), (3, 300)] {
+        rig.clock.advance_secs(advance);
+        let report =
+            hookline::reconcile::run_limited(&rig.store(), &rig.stack.queue(), &limits, &metrics)
+                .await
+                .unwrap();
+        let secs = report.elapsed_ms as f64 / 1000.0;
+        println!(
+            "run {run} (+{}s): {} items looked at, {} enqueued, {} pages, complete {}, {secs:.1} s, {:.0} items/s",
+            rig.clock.now_millis().saturating_sub(now_ms) / 1000,
+            report.items,
+            report.enqueued,
+            report.pages,
+            report.complete,
+            report.items as f64 / secs.max(0.001),
+        );
+        if run == 0 {
+            assert_eq!(report.enqueued, n, "every stuck follow-up in one run");
+        }
+        // Copies are counted by SQS message id: a slow receive can see a message twice.
+        for m in rig.stack.drain(&rig.stack.queue_url).await.unwrap() {
+            if seen.insert(m.message_id().unwrap().to_owned()) {
+                let f = hookline::queue::decode(m.body().unwrap()).unwrap();
+                *copies.entry(f.name()).or_default() += 1;
+            }
+        }
+    }
+    let most = copies.values().copied().max().unwrap_or(0);
+    println!(
+        "copies per follow-up within 15 minutes: max {most}, {} follow-ups",
+        copies.len()
+    );
+    assert_eq!(copies.len(), n);
+    assert!(most <= 2, "at most two copies each in 15 minutes");
+}
