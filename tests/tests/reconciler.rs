@@ -262,6 +262,7 @@ async fn a_followup_re_enqueued_and_never_claimed_backs_off_until_a_claim() {
 /// `cargo nextest run -p hookline-tests --test reconciler --run-ignored only --no-capture`
 #[tokio::test]
 #[ignore = "a measurement: minutes on the emulator"]
+#[allow(clippy::print_stdout)] // a measurement: its figures are its output
 async fn reconciler_throughput_on_the_emulator() {
     let rig = Rig::new().await;
     let n: usize = std::env::var("RECONCILE_BENCH_ITEMS")
