@@ -13,11 +13,18 @@
 //!   dropping it keeps a retried follow-up's old message from ever causing a second run;
 //! - not a follow-up: left on the DLQ and reported, for a person to look at.
 //!
+//! A redrive works on a snapshot: the messages on the DLQ when it starts. A message that reached
+//! the DLQ after the run started (SQS `SentTimestamp`), or whose follow-up this run redrove
+//! already, is left for the next run (`deferred`): against a target that still refuses, each
+//! redriven follow-up fails again within a second and is back on the DLQ under a new message id,
+//! and redriving that again would loop (one more POST and a new generation each time) until a
+//! poll came back empty. So each follow-up is redriven at most once per run, and the run ends.
+//!
 //! Reading a queue means receiving: every message seen is made visible again at once unless it
 //! was moved or dropped, and its receive count grows by one (the DLQ has no redrive policy, so
 //! that count only informs).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::bail;
 use aws_sdk_sqs::types::{
@@ -231,10 +238,30 @@ pub struct Redriven {
     /// The follow-up's name, or `-`.
     pub followup: String,
     /// `moved` (reset and sent back), `dropped` (deleted: nothing left to run), `left` (stays on
-    /// the DLQ), or with `--dry-run` `would_move` / `would_drop`.
+    /// the DLQ), `deferred` (stays on the DLQ for the next run: it arrived after this run
+    /// started, or its follow-up was redriven in this run already), or with `--dry-run`
+    /// `would_move` / `would_drop`.
     pub result: &'static str,
     /// Why, for `dropped`, `left` and `would_drop`.
     pub reason: Option<String>,
+}
+
+/// What `dlq redrive --json` prints: how many messages had each result, and each message.
+#[derive(Debug, Serialize)]
+pub struct RedriveReport<'a> {
+    /// Messages per result (`moved`, `dropped`, `left`, `deferred`, `would_move`, `would_drop`).
+    pub counts: BTreeMap<&'static str, usize>,
+    /// Each message and what was done with it.
+    pub messages: &'a [Redriven],
+}
+
+/// Messages per result.
+fn counts(report: &[Redriven]) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    for r in report {
+        *counts.entry(r.result).or_insert(0) += 1;
+    }
+    counts
 }
 
 /// What the outbox says about a message's follow-up: `Ok` to move it, `Err(why)` to drop it.
@@ -259,7 +286,18 @@ pub async fn redrive(aws: &Aws, args: &DlqRedriveArgs, json: bool) -> anyhow::Re
     let store = crate::events::store(aws, &args.table.name(aws));
     let mut dlq = Dlq::new(aws, dlq_url.clone());
     let mut report = Vec::new();
-    let result = redrive_loop(aws, args, &store, &mut dlq, &queue_url, &mut report).await;
+    // The snapshot's edge: messages sent to the DLQ from now on are not this run's.
+    let started = hookline::clock::system().now_millis();
+    let result = redrive_loop(
+        aws,
+        args,
+        &store,
+        &mut dlq,
+        &queue_url,
+        started,
+        &mut report,
+    )
+    .await;
     dlq.release().await?;
     result?;
     let mut ok = report
@@ -270,6 +308,17 @@ pub async fn redrive(aws: &Aws, args: &DlqRedriveArgs, json: bool) -> anyhow::Re
     {
         eprintln!("message {id} is not on the dead-letter queue {dlq_url} (or is being read)");
         ok = false;
+    }
+    let counts = counts(&report);
+    if json {
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&RedriveReport {
+                counts,
+                messages: &report,
+            })?
+        );
+        return Ok(ok);
     }
     output::print(
         json,
@@ -288,10 +337,19 @@ pub async fn redrive(aws: &Aws, args: &DlqRedriveArgs, json: bool) -> anyhow::Re
         },
         &format!("nothing to redrive on {dlq_url}"),
     )?;
-    if !json && !args.dry_run {
-        let moved = report.iter().filter(|r| r.result == "moved").count();
-        let dropped = report.iter().filter(|r| r.result == "dropped").count();
-        eprintln!("redrive: moved {moved}, dropped {dropped}, from {dlq_url} to {queue_url}");
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    if !args.dry_run {
+        let count = |what: &str| counts.get(what).copied().unwrap_or(0);
+        eprintln!(
+            "redrive: moved {}, dropped {}, left {}, deferred {} (arrived during the run or \
+             redriven in it already), from {dlq_url} to {queue_url}",
+            count("moved"),
+            count("dropped"),
+            count("left"),
+            count("deferred"),
+        );
+    } else if !summary.is_empty() {
+        eprintln!("redrive (dry run): {}", summary.join(", "));
     }
     Ok(ok)
 }
@@ -302,9 +360,12 @@ async fn redrive_loop(
     store: &EventStore,
     dlq: &mut Dlq<'_>,
     queue_url: &str,
+    started: i64,
     report: &mut Vec<Redriven>,
 ) -> anyhow::Result<()> {
     let sqs = aws.sqs();
+    // Follow-ups redriven (or looked at, in a dry run) by this run: at most once each.
+    let mut redriven: HashSet<String> = HashSet::new();
     loop {
         let batch = dlq.next().await?;
         if batch.is_empty() {
@@ -331,6 +392,23 @@ async fn redrive_loop(
                 continue;
             };
             let name = f.name();
+            let arrived_since = attr(&m, MessageSystemAttributeName::SentTimestamp)
+                .is_some_and(|sent| sent >= started);
+            if arrived_since || !redriven.insert(name.clone()) {
+                report.push(Redriven {
+                    message_id: id,
+                    followup: name,
+                    result: "deferred",
+                    reason: Some(if arrived_since {
+                        "reached the dead-letter queue after this run started: left for the next run".into()
+                    } else {
+                        "its follow-up was redriven by this run already: left for the next run"
+                            .into()
+                    }),
+                });
+                dlq.held.push(m);
+                continue;
+            }
             if args.dry_run {
                 let (result, reason) = match verdict(status_now(aws, store, &f).await?) {
                     Ok(()) => ("would_move", None),

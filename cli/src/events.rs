@@ -210,6 +210,18 @@ pub async fn state(aws: &Aws, table: &str, kind: &str, id: &str) -> anyhow::Resu
     Ok(true)
 }
 
+/// Keys per query page when `events replay --status` lists a source's events
+/// (`HOOKLINE_REPLAY_PAGE` overrides it, for the tests that page with a few events).
+const REPLAY_PAGE: i32 = 1000;
+
+fn replay_page() -> i32 {
+    std::env::var("HOOKLINE_REPLAY_PAGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|p| *p > 0)
+        .unwrap_or(REPLAY_PAGE)
+}
+
 /// `hookline events replay`: one quarantined event, or every one of a source (`--status`).
 /// `Ok(false)` when any could not be replayed (it stays quarantined; the reason is printed).
 pub async fn replay(aws: &Aws, args: &ReplayArgs) -> anyhow::Result<bool> {
@@ -224,8 +236,9 @@ pub async fn replay(aws: &Aws, args: &ReplayArgs) -> anyhow::Result<bool> {
                     - i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
             });
             let mut ids = Vec::new();
+            // Every event of the window, page after page (not only the newest page).
             for (source, id) in store
-                .recent(&args.source, 1000)
+                .events_since(&args.source, since, replay_page())
                 .await
                 .map_err(|e| aws.fail("listing events", e))?
             {

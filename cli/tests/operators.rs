@@ -181,8 +181,12 @@ fn sample(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The rows of a listing (`dlq redrive` prints them under `messages`, beside `counts`).
 fn rows(v: &Value) -> &Vec<Value> {
-    v.as_array().expect("a JSON array")
+    v.get("messages")
+        .unwrap_or(v)
+        .as_array()
+        .expect("a JSON array")
 }
 
 #[tokio::test]
@@ -789,7 +793,11 @@ async fn each_command_offering_json_prints_one_json_document() {
         );
         let (ok, parsed, stderr) = ops.json(&words, extra).await;
         assert!(ok, "{words:?}: {stderr}");
-        assert!(parsed.is_array(), "{words:?}: {parsed}");
+        // `dlq redrive` prints its counts beside the rows: {"counts": {...}, "messages": [...]}.
+        assert!(
+            parsed.is_array() || parsed["messages"].is_array(),
+            "{words:?}: {parsed}"
+        );
     }
     let (_, events, _) = ops.json(&["events", "list", "stripe"], ops.table()).await;
     assert_eq!(rows(&events)[0]["event_id"], "evt_json_1");
@@ -869,4 +877,133 @@ async fn exit_codes_tell_usage_failure_and_refused_items_apart() {
     assert_eq!(c, Some(0));
     assert!(help.contains("Exit codes:"), "{help}");
     assert!(help.contains("3  some items refused"), "{help}");
+}
+
+/// Issue 14: `events replay --status quarantined --since 24h` read only the newest 1,000 events
+/// of the source; it pages to the end of the window now (here with 60-key pages, so each of the
+/// index's shards takes several).
+#[tokio::test]
+async fn replay_of_quarantined_events_pages_to_the_end_of_the_window() {
+    init_test_log();
+    let stack = Stack::new().await.unwrap();
+    let now = hookline::clock::system().now_secs();
+    // Outside the window: quarantined 25 hours ago.
+    let old = stack.store(hookline::clock::FixedClock::at_secs(now - 25 * 3600));
+    fn event(id: &str, now: i64) -> NewEvent<'_> {
+        NewEvent {
+            source: "stripe",
+            function: "payment-events",
+            event_id: id,
+            event_type: "invoice.paid",
+            provider_ts: now * 1000,
+            body: b"{}",
+        }
+    }
+    old.quarantine(&event("evt_q_old", now), "unmapped")
+        .await
+        .unwrap();
+    // 1,001 within the window.
+    let ids: Vec<String> = (0..1001).map(|i| format!("evt_q_{i}")).collect();
+    let store = stack.store(hookline::clock::system());
+    for chunk in ids.chunks(50) {
+        let runs = chunk.iter().map(|id| {
+            let store = store.clone();
+            async move { store.quarantine(&event(id, now), "unmapped").await.unwrap() }
+        });
+        futures_util::future::join_all(runs).await;
+    }
+    let endpoint = hookline_tests::endpoint().unwrap();
+    let table = stack.table.clone();
+    let queue = stack.queue_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args([
+                "events",
+                "replay",
+                "stripe",
+                "--status",
+                "quarantined",
+                "--since",
+                "24h",
+                "--dry-run",
+                "--table",
+                &table,
+                "--queue-url",
+                &queue,
+            ])
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("HOOKLINE_REPLAY_PAGE", "60")
+            .env_remove("TABLE_NAME")
+            .env_remove("FOLLOWUP_QUEUE_URL")
+            .env_remove("HOOKLINE_STACK")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: std::collections::BTreeSet<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("replay: stripe/"))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert_eq!(seen.len(), 1001, "every quarantined event of the window");
+    assert!(ids.iter().all(|id| seen.contains(id.as_str())));
+    assert!(!seen.contains("evt_q_old"), "none older than the window");
+}
+
+/// Issue 14: `dlq redrive --all` against a target that still refuses looped: each redriven
+/// message failed again within a second and was back on the DLQ under a new id, and the redrive
+/// reset it again (a new generation, one more POST) until a poll came back empty. Now it works
+/// on the messages present when it starts: each follow-up is redriven once, and it ends.
+#[tokio::test]
+async fn redrive_all_against_a_target_still_refusing_redrives_each_followup_once_and_ends() {
+    let ops = Ops::new(Vec::new()).await;
+    ops.target.set_default(401);
+    ops.invoice("loop_1").await;
+    ops.invoice("loop_2").await;
+    assert_eq!(ops.settle().await, 2);
+    assert_eq!(ops.stack.depth(&ops.stack.dlq_url).await.unwrap(), (2, 0));
+    // The event source keeps feeding the worker beside the command, as in AWS.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = tokio::spawn({
+        let (stack, worker, stop) = (ops.stack.clone(), ops.worker.clone(), stop.clone());
+        async move {
+            let mut round = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                stack.feed(&worker, 10, round).await.unwrap();
+                round += 1;
+            }
+        }
+    });
+    let redrive = tokio::time::timeout(
+        std::time::Duration::from_secs(90),
+        ops.json(
+            &["dlq", "redrive", "--all"],
+            [ops.queues(), ops.table()].concat(),
+        ),
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    feeder.await.unwrap();
+    let (ok, report, stderr) = redrive.expect("the redrive ends");
+    assert!(ok, "{stderr}");
+    assert_eq!(report["counts"]["moved"], 2, "{report}");
+    for n in ["loop_1", "loop_2"] {
+        assert_eq!(
+            ops.action_posts(&format!("stripe:evt_{n}:receipt:")),
+            [
+                format!("stripe:evt_{n}:receipt:0"),
+                format!("stripe:evt_{n}:receipt:1")
+            ],
+            "one more POST per follow-up, not one per loop"
+        );
+        assert_eq!(
+            ops.receipt_status(&format!("evt_{n}")).await,
+            ActionStatus::Failed
+        );
+    }
+    // Each failed again, once: its new message waits on the DLQ for the next redrive.
+    assert_eq!(ops.stack.depth(&ops.stack.dlq_url).await.unwrap(), (2, 0));
 }

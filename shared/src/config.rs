@@ -39,8 +39,12 @@ pub const ACTION_TIMEOUT_MS: &str = "ACTION_TIMEOUT_MS";
 pub const ACTION_URL_PREFIX: &str = "ACTION_";
 /// Age in seconds after which a still-pending outbox is re-enqueued.
 pub const RECONCILE_GRACE_SECS: &str = "RECONCILE_GRACE_SECS";
-/// Most items the reconciler looks at per pending-index shard and run.
+/// Most items the reconciler looks at per pending-index shard and run: a safety cap behind
+/// [`RECONCILE_BUDGET_SECS`].
 pub const RECONCILE_MAX_EVENTS: &str = "RECONCILE_MAX_EVENTS";
+/// How long one reconciler run keeps starting new pages, seconds (well inside its Lambda
+/// timeout in `template.yaml`).
+pub const RECONCILE_BUDGET_SECS: &str = "RECONCILE_BUDGET_SECS";
 /// The SQS dead-letter queue URL: where the worker moves a follow-up it marks FAILED.
 pub const FOLLOWUP_DLQ_URL: &str = "FOLLOWUP_DLQ_URL";
 /// How long a worker's claim holds a follow-up, seconds (default 25; at most the worker's 45 s
@@ -387,8 +391,10 @@ pub struct ReconcilerConfig {
     pub store: StoreConfig,
     /// [`FOLLOWUP_QUEUE_URL`].
     pub queue_url: String,
-    /// [`RECONCILE_MAX_EVENTS`], default 100.
-    pub max_events: i32,
+    /// [`RECONCILE_MAX_EVENTS`], default 50,000 per shard.
+    pub max_events: usize,
+    /// [`RECONCILE_BUDGET_SECS`], default 240.
+    pub budget_secs: u64,
 }
 
 impl ReconcilerConfig {
@@ -402,7 +408,8 @@ impl ReconcilerConfig {
         Ok(Self {
             store: StoreConfig::from_source(src)?,
             queue_url: required(src, FOLLOWUP_QUEUE_URL)?,
-            max_events: number(src, RECONCILE_MAX_EVENTS, 100, |m| *m > 0)?,
+            max_events: number(src, RECONCILE_MAX_EVENTS, 50_000, |m| *m > 0)?,
+            budget_secs: number(src, RECONCILE_BUDGET_SECS, 240, |b| *b > 0)?,
         })
     }
 }

@@ -17,7 +17,7 @@
 //! The follow-up worker and the reconciler should emit, with [`count`] / [`duration_ms`] or a
 //! [`Metrics`] value, the source of the event as `source`: [`FOLLOWUPS_DONE`],
 //! [`FOLLOWUPS_RETRIED`], [`FOLLOWUPS_FAILED`], [`FOLLOWUPS_SKIPPED`] (worker, one per follow-up
-//! finished in that state), [`RECONCILER_REENQUEUED`] (per run) and
+//! finished in that state), [`RECONCILER_REENQUEUED`] and [`RECONCILER_CORRUPT`] (per run) and
 //! [`RECONCILER_BACKLOG_AGE_MS`] (per run: age of the oldest pending follow-up, 0 when none;
 //! `source` = `all`). `template.yaml` alarms on these names: keep them in step.
 //!
@@ -65,6 +65,8 @@ pub const FOLLOWUPS_FAILED: &str = "followups_failed";
 pub const FOLLOWUPS_SKIPPED: &str = "followups_skipped";
 /// Reconciler: follow-ups re-enqueued in one run.
 pub const RECONCILER_REENQUEUED: &str = "reconciler_reenqueued";
+/// Reconciler: records it could not read in one run (each moved an hour on; alarmed).
+pub const RECONCILER_CORRUPT: &str = "reconciler_corrupt";
 /// Reconciler: age of the oldest follow-up still pending, milliseconds.
 pub const RECONCILER_BACKLOG_AGE_MS: &str = "reconciler_backlog_age_ms";
 

@@ -367,6 +367,7 @@ fn alarms_watch_metric_names_and_dimensions_the_code_emits() {
         m::FOLLOWUPS_FAILED,
         m::FOLLOWUPS_SKIPPED,
         m::RECONCILER_REENQUEUED,
+        m::RECONCILER_CORRUPT,
         m::RECONCILER_BACKLOG_AGE_MS,
     ]
     .into_iter()
@@ -421,6 +422,7 @@ fn alarms_watch_metric_names_and_dimensions_the_code_emits() {
         m::ENQUEUE_FAILED,
         m::RECONCILER_BACKLOG_AGE_MS,
         m::FOLLOWUPS_FAILED,
+        m::RECONCILER_CORRUPT,
     ] {
         assert!(watched.contains(needed), "an alarm on {needed}");
     }

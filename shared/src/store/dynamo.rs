@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::types::{
 use sha2::{Digest, Sha256};
 
 use super::schema::{
-    BODY_SK, ENTITY_SK, EVENT_SK, PENDING_INDEX, PENDING_PK, PENDING_SK, PK, SK, SOURCE_INDEX,
-    SOURCE_PK, SOURCE_SK, TTL_ATTR, entity_pk, event_pk, pending_pk, source_pk, source_pks,
+    BODY_SK, ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, SOURCE_INDEX, SOURCE_PK,
+    SOURCE_SK, TTL_ATTR, entity_pk, event_pk, pending_pk, source_pk, source_pks,
 };
 use super::{
     ActionStatus, ChangeMode, Effects, EntityRecord, EntityRef, EventRecord, FollowUp, Guard,
@@ -511,6 +511,11 @@ impl EventStore {
                     ("attempt".to_owned(), n(0)),
                     ("generation".to_owned(), n(0)),
                     ("last_status".to_owned(), n(0)),
+                    // Each event action's own check time (docs/FOLLOWUPS.md, the reconciler).
+                    (
+                        super::reconcile::ENTRY_CHECK_AT.to_owned(),
+                        n(now.saturating_add(self.grace_ms)),
+                    ),
                 ]);
                 if let Some(guard) = &a.guard {
                     entry.insert(
@@ -596,6 +601,7 @@ impl EventStore {
                 (SYNC_DESIRED, s(sync_json(sync))),
                 (SYNC_STATUS, s(ActionStatus::Pending.as_str())),
                 (SYNC_ATTEMPT, n(0)),
+                (super::reconcile::SYNC_REQUEUES, n(0)),
                 (PENDING_PK, s(pending_pk(&pk))),
                 (PENDING_SK, n(now.saturating_add(self.grace_ms))),
             ]
@@ -719,31 +725,49 @@ impl EventStore {
         Ok(found.into_iter().map(|(_, s, i)| (s, i)).collect())
     }
 
-    /// Keys (pk, sk) of items in one shard of the pending index due before `cutoff_ms`.
-    pub(super) async fn due(
+    /// Every event of `source` received at or after `since_ms`, newest first: each shard of the
+    /// index read page after page (`page` keys a page) to the end of the window, not just its
+    /// newest page.
+    pub async fn events_since(
         &self,
-        shard_pk: &str,
-        cutoff_ms: i64,
-        limit: i32,
+        source: &str,
+        since_ms: i64,
+        page: i32,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(PENDING_INDEX)
-            .key_condition_expression("#p = :p AND #c < :cutoff")
-            .expression_attribute_names("#p", PENDING_PK)
-            .expression_attribute_names("#c", PENDING_SK)
-            .expression_attribute_values(":p", s(shard_pk))
-            .expression_attribute_values(":cutoff", n(cutoff_ms))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| dynamo_err("Query", e))?;
-        out.items()
-            .iter()
-            .map(|item| Ok((get_s(item, PK)?.to_owned(), get_s(item, SK)?.to_owned())))
-            .collect()
+        let mut found: Vec<(i64, String, String)> = Vec::new();
+        for spk in source_pks(source) {
+            let mut start: Option<Item> = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(SOURCE_INDEX)
+                    .key_condition_expression("#s = :s AND #t >= :since")
+                    .expression_attribute_names("#s", SOURCE_PK)
+                    .expression_attribute_names("#t", SOURCE_SK)
+                    .expression_attribute_values(":s", s(&spk))
+                    .expression_attribute_values(":since", n(since_ms))
+                    .scan_index_forward(false)
+                    .limit(page.max(1))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| dynamo_err("Query", e))?;
+                for item in out.items() {
+                    let pk = get_s(item, PK)?;
+                    let (src, id) = parse_event_pk(pk)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event key {pk:?}")))?;
+                    found.push((get_n(item, SOURCE_SK)?, src, id));
+                }
+                match out.last_evaluated_key() {
+                    Some(key) => start = Some(key.clone()),
+                    None => break,
+                }
+            }
+        }
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        Ok(found.into_iter().map(|(_, s, i)| (s, i)).collect())
     }
 }
 

@@ -1,4 +1,5 @@
-//! The follow-up lifecycle in DynamoDB: claims, marks and the reconciler's scan. Each transition
+//! The follow-up lifecycle in DynamoDB: claims and marks (the reconciler's pages are in
+//! `reconcile.rs`). Each transition
 //! is one conditional `UpdateItem` on the event record (event actions, an entry of its `outbox`
 //! map) or the entity record (its sync), so that only the lease holder moves a follow-up on and
 //! a retry, a crash or a copy of a message can never run one twice at the same time.
@@ -10,9 +11,13 @@
 //! the item as it is when the condition fails (`ALL_OLD`): our token with our target state there
 //! means the refusal met our own write, which is then reported as written ([`transition`]).
 //!
-//! Items with anything not final carry `pending_pk`/`next_check_at` (the sparse pending index):
-//! recorded → now + grace; claimed → lease end + visibility; backed off → visible again + grace.
-//! The reconciler reads exactly the items whose time has passed.
+//! Items with anything not final carry `pending_pk`/`next_check_at` (the sparse pending index).
+//! Each follow-up has its own check time (an event action's `check_at` on its outbox entry; a
+//! sync's is the entity's `next_check_at`): recorded → now + grace; claimed → lease end +
+//! visibility; backed off → visible again + grace. The item's `next_check_at` is never later
+//! than the earliest of its open follow-ups': a transition writes its follow-up's own time and
+//! then, from the item it wrote (`ALL_NEW`), lowers the item's time when a sibling needs a look
+//! sooner ([`EventStore::settle`]); the reconciler re-derives it on each visit.
 
 use std::collections::HashMap;
 
@@ -22,17 +27,15 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use super::dynamo::{
     DELETED, Item, OUTBOX, REV, SYNC_ATTEMPT, SYNC_GENERATION, SYNC_LAST_STATUS, SYNC_LEASE,
-    SYNC_LEASE_UNTIL, SYNC_REASON, SYNC_SENT, SYNC_SEQ, SYNC_SOURCE, SYNC_STATUS, SYNC_SYNCED,
+    SYNC_LEASE_UNTIL, SYNC_REASON, SYNC_SENT, SYNC_SEQ, SYNC_STATUS, SYNC_SYNCED,
     SYNC_SYNCED_VERSION, VERSION, dynamo_err, n, opt_n, opt_s, parse_entity, parse_event,
     parse_outbox_entry, parse_target, s, sync_json,
 };
+use super::reconcile::{ENTRY_CHECK_AT, ENTRY_REQUEUES, SYNC_REQUEUES, earliest_open_check};
 use super::schema::{
     ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, entity_pk, event_pk, pending_pk,
-    pending_pks,
 };
-use super::{
-    ActionStatus, EntityRecord, EventStore, FollowUp, Guard, OutboxEntry, StoreError, SyncTarget,
-};
+use super::{ActionStatus, EntityRecord, EventStore, Guard, OutboxEntry, StoreError, SyncTarget};
 
 /// A claimed event action: the lease is ours until `lease_until`.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,19 +96,6 @@ pub enum Marked {
     /// Sync only: the entity moved on while we worked; the sync is PENDING again and must be
     /// enqueued again.
     Moved,
-}
-
-/// What one reconciler pass found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Scan {
-    /// Follow-ups due again: nobody holds them and their message may be lost.
-    pub due: Vec<FollowUp>,
-    /// Items looked at.
-    pub items: usize,
-    /// Items that could not be read as this code writes them (skipped, reported).
-    pub corrupt: Vec<String>,
-    /// Age of the oldest due item, ms.
-    pub oldest_due_ms: i64,
 }
 
 /// How much earlier than its message's reappearance a backed-off follow-up becomes claimable:
@@ -207,7 +197,7 @@ async fn transition(
     }
 }
 
-fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+pub(super) fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
     e: &aws_sdk_dynamodb::error::SdkError<E>,
 ) -> bool {
     e.as_service_error()
@@ -243,7 +233,8 @@ impl EventStore {
             .key(SK, s(EVENT_SK))
             .update_expression(
                 "SET #o.#k.#st = :running, #o.#k.lease = :lease, #o.#k.lease_until = :lu, \
-                 #o.#k.attempt = #o.#k.attempt + :one, #pp = :pp, #nc = :nc, #rev = #rev + :one",
+                 #o.#k.attempt = #o.#k.attempt + :one, #o.#k.#ca = :nc, #o.#k.#rq = :zero, \
+                 #pp = :pp, #nc = :nc, #rev = #rev + :one",
             )
             .condition_expression(
                 "(#o.#k.#st = :pending OR #o.#k.#st = :running) AND \
@@ -255,11 +246,14 @@ impl EventStore {
             .expression_attribute_names("#pp", PENDING_PK)
             .expression_attribute_names("#nc", PENDING_SK)
             .expression_attribute_names("#rev", REV)
+            .expression_attribute_names("#ca", ENTRY_CHECK_AT)
+            .expression_attribute_names("#rq", ENTRY_REQUEUES)
             .expression_attribute_values(":running", s(ActionStatus::Running.as_str()))
             .expression_attribute_values(":pending", s(ActionStatus::Pending.as_str()))
             .expression_attribute_values(":lease", s(&lease))
             .expression_attribute_values(":lu", n(lease_until))
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":pp", s(pending_pk(&pk)))
             .expression_attribute_values(
                 ":nc",
@@ -284,6 +278,8 @@ impl EventStore {
             },
             _ => return Err(StoreError::Corrupt("outbox".into())),
         };
+        // The item's time is now this claim's; a sibling due sooner lowers it again.
+        self.settle(&item, &pk, EVENT_SK).await?;
         Ok(Some(ClaimedAction { entry, lease }))
     }
 
@@ -334,7 +330,8 @@ impl EventStore {
             values.insert(":r".into(), s(reason));
         }
         if let Some(check) = check {
-            set.push("#nc = :nc");
+            // The follow-up's own time; the item's is lowered by `settle` if this is sooner.
+            set.push("#o.#k.#ca = :nc");
             values.insert(":nc".into(), n(check));
         }
         let mut names = HashMap::from([
@@ -345,7 +342,7 @@ impl EventStore {
             ("#rev".to_owned(), REV.to_owned()),
         ]);
         if check.is_some() {
-            names.insert("#nc".into(), PENDING_SK.to_owned());
+            names.insert("#ca".into(), ENTRY_CHECK_AT.to_owned());
         }
         // A backoff keeps `lease_until` (and drops only the lease token): copies of the message
         // cannot claim the follow-up before its backoff ends.
@@ -385,9 +382,12 @@ impl EventStore {
         }
     }
 
-    /// After a transition: when nothing on the item is left to run, it leaves the pending index
-    /// (conditional on the item's revision, so a concurrent transition is never undone).
-    async fn settle(&self, item: &Item, pk: &str, sk: &str) -> Result<(), StoreError> {
+    /// After a transition, from the item it wrote: when nothing on the item is left to run, it
+    /// leaves the pending index; when an open follow-up's own time is earlier than the item's,
+    /// the item's time is lowered to it (never raised: the reconciler does that on its visit).
+    /// Conditional on the item's revision, so a concurrent transition is never undone (it
+    /// settles the item itself).
+    pub(super) async fn settle(&self, item: &Item, pk: &str, sk: &str) -> Result<(), StoreError> {
         let open = if sk == EVENT_SK {
             parse_event(item)?
                 .outbox
@@ -398,24 +398,31 @@ impl EventStore {
                 .and_then(ActionStatus::parse)
                 .is_some_and(|st| !st.is_final())
         };
-        if open {
-            return Ok(());
-        }
         let rev = opt_n(item, REV).unwrap_or(0);
-        let res = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(pk))
             .key(SK, s(sk))
-            .update_expression("REMOVE #pp, #nc")
             .condition_expression("#rev = :rev")
-            .expression_attribute_names("#pp", PENDING_PK)
             .expression_attribute_names("#nc", PENDING_SK)
             .expression_attribute_names("#rev", REV)
-            .expression_attribute_values(":rev", n(rev))
-            .send()
-            .await;
+            .expression_attribute_values(":rev", n(rev));
+        let update = if open {
+            let current = opt_n(item, PENDING_SK);
+            match (earliest_open_check(item), current) {
+                (Some(earliest), Some(current)) if sk == EVENT_SK && earliest < current => update
+                    .update_expression("SET #nc = :nc")
+                    .expression_attribute_values(":nc", n(earliest)),
+                _ => return Ok(()),
+            }
+        } else {
+            update
+                .update_expression("REMOVE #pp, #nc")
+                .expression_attribute_names("#pp", PENDING_PK)
+        };
+        let res = update.send().await;
         match res {
             Ok(_) => Ok(()),
             // Someone moved the item on meanwhile; the reconciler settles it later.
@@ -445,7 +452,7 @@ impl EventStore {
             .key(SK, s(ENTITY_SK))
             .update_expression(
                 "SET #st = :running, #l = :lease, #lu = :lu, #a = if_not_exists(#a, :zero) + :one, \
-                 #pp = :pp, #nc = :nc, #rev = if_not_exists(#rev, :zero) + :one",
+                 #rq = :zero, #pp = :pp, #nc = :nc, #rev = if_not_exists(#rev, :zero) + :one",
             )
             .condition_expression(
                 "(#st = :pending OR #st = :running) AND (attribute_not_exists(#lu) OR #lu < :now)",
@@ -454,6 +461,7 @@ impl EventStore {
             .expression_attribute_names("#l", SYNC_LEASE)
             .expression_attribute_names("#lu", SYNC_LEASE_UNTIL)
             .expression_attribute_names("#a", SYNC_ATTEMPT)
+            .expression_attribute_names("#rq", SYNC_REQUEUES)
             .expression_attribute_names("#pp", PENDING_PK)
             .expression_attribute_names("#nc", PENDING_SK)
             .expression_attribute_names("#rev", REV)
@@ -745,122 +753,6 @@ impl EventStore {
             .is_some_and(|item| item.get(DELETED).and_then(|v| v.as_bool().ok()) == Some(&true)))
     }
 
-    /// The reconciler's pass: items of the pending index due before now, at most `limit` per
-    /// shard. For each: the follow-ups nobody holds are due (their message may be lost); the
-    /// item's next check moves to when its earliest remaining follow-up needs a look, or it
-    /// leaves the index when nothing is left. A record this code cannot read is skipped and
-    /// reported, never a reason to stop.
-    pub async fn reconcile_scan(&self, limit: i32) -> Result<Scan, StoreError> {
-        let now = self.clock.now_millis();
-        let mut scan = Scan::default();
-        for shard in pending_pks() {
-            for (pk, sk) in self.due(&shard, now, limit).await? {
-                scan.items += 1;
-                match self.reconcile_item(&pk, &sk, now).await {
-                    Ok((due, since)) => {
-                        if !due.is_empty() {
-                            scan.oldest_due_ms = scan.oldest_due_ms.max(now - since);
-                        }
-                        scan.due.extend(due);
-                    }
-                    Err(StoreError::Corrupt(why)) => {
-                        tracing::warn!(item = %pk, reason = %why, "reconciler skipped a malformed item");
-                        scan.corrupt.push(pk);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(scan)
-    }
-
-    /// One due item: what is due on it, and since when it was due (ms).
-    async fn reconcile_item(
-        &self,
-        pk: &str,
-        sk: &str,
-        now: i64,
-    ) -> Result<(Vec<FollowUp>, i64), StoreError> {
-        let Some(item) = self.get_item(pk.to_owned(), sk).await? else {
-            return Ok((Vec::new(), now));
-        };
-        let since = opt_n(&item, PENDING_SK).unwrap_or(now);
-        let mut due = Vec::new();
-        let mut next: Option<i64> = None;
-        let mut consider = |status: ActionStatus, lease_until: Option<i64>, f: FollowUp| {
-            if status.is_final() {
-                return;
-            }
-            match lease_until {
-                Some(until) if until >= now => {
-                    let at = until.saturating_add(self.grace_ms);
-                    next = Some(next.map_or(at, |n| n.min(at)));
-                }
-                _ => {
-                    due.push(f);
-                    let at = now.saturating_add(self.grace_ms);
-                    next = Some(next.map_or(at, |n| n.min(at)));
-                }
-            }
-        };
-        if sk == EVENT_SK {
-            let ev = parse_event(&item)?;
-            for o in &ev.outbox {
-                consider(
-                    o.status,
-                    o.lease_until,
-                    FollowUp::Action {
-                        source: ev.source.clone(),
-                        event_id: ev.event_id.clone(),
-                        action: o.kind.clone(),
-                    },
-                );
-            }
-        } else if sk == ENTITY_SK {
-            let en = parse_entity(&item)?;
-            if let Some(sync) = &en.sync {
-                let source = opt_s(&item, SYNC_SOURCE).unwrap_or_default().to_owned();
-                consider(
-                    sync.status,
-                    sync.lease_until,
-                    FollowUp::Sync {
-                        source,
-                        entity_kind: en.kind.clone(),
-                        entity_id: en.id.clone(),
-                        sync: sync.name.clone(),
-                    },
-                );
-            }
-        } else {
-            return Err(StoreError::Corrupt(format!("unexpected item {pk}/{sk}")));
-        }
-        let rev = opt_n(&item, REV).unwrap_or(0);
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .condition_expression("#rev = :rev")
-            .expression_attribute_names("#rev", REV)
-            .expression_attribute_names("#nc", PENDING_SK)
-            .expression_attribute_values(":rev", n(rev));
-        let update = match next {
-            Some(at) => update
-                .update_expression("SET #nc = :nc")
-                .expression_attribute_values(":nc", n(at)),
-            None => update
-                .update_expression("REMOVE #pp, #nc")
-                .expression_attribute_names("#pp", PENDING_PK),
-        };
-        match update.send().await {
-            Ok(_) => Ok((due, since)),
-            // Moved on meanwhile (claimed, marked): whoever did that carries it.
-            Err(e) if is_condition_failure(&e) => Ok((Vec::new(), since)),
-            Err(e) => Err(dynamo_err("UpdateItem", e)),
-        }
-    }
-
     /// An operator's retry of an event action that is FAILED or SKIPPED (or, with `force`, also
     /// DONE): back to PENDING with a new generation (a new `Idempotency-Key`), attempts reset.
     /// False when it was not in a retryable state (or is running now).
@@ -893,7 +785,8 @@ impl EventStore {
             .key(SK, s(EVENT_SK))
             .update_expression(
                 "SET #o.#k.#st = :pending, #o.#k.generation = #o.#k.generation + :one, \
-                 #o.#k.attempt = :zero, #o.#k.#rt = :rt, #pp = :pp, #nc = :nc, #rev = #rev + :one",
+                 #o.#k.attempt = :zero, #o.#k.#rt = :rt, #o.#k.#ca = :nc, #o.#k.#rq = :zero, \
+                 #pp = :pp, #nc = :nc, #rev = #rev + :one",
             )
             .condition_expression(condition)
             .expression_attribute_names("#o", OUTBOX)
@@ -901,6 +794,8 @@ impl EventStore {
             .expression_attribute_values(":rt", s(&token))
             .expression_attribute_names("#k", action)
             .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#ca", ENTRY_CHECK_AT)
+            .expression_attribute_names("#rq", ENTRY_REQUEUES)
             .expression_attribute_names("#pp", PENDING_PK)
             .expression_attribute_names("#nc", PENDING_SK)
             .expression_attribute_names("#rev", REV)
@@ -921,10 +816,16 @@ impl EventStore {
             status_attr: "status",
             status: ActionStatus::Pending,
         };
-        Ok(matches!(
-            transition(req, &stamp).await?,
-            Transition::Written(_)
-        ))
+        match transition(req, &stamp).await? {
+            Transition::Written(item) => {
+                // A sibling due sooner than the grace keeps its time.
+                if !item.is_empty() {
+                    self.settle(&item, &pk, EVENT_SK).await?;
+                }
+                Ok(true)
+            }
+            Transition::Refused(_) => Ok(false),
+        }
     }
 
     /// An operator's retry of an entity's FAILED or SKIPPED sync: PENDING, new generation.
@@ -940,7 +841,7 @@ impl EventStore {
             .key(SK, s(ENTITY_SK))
             .update_expression(
                 "SET #st = :pending, #g = if_not_exists(#g, :zero) + :one, #a = :zero, \
-                 #rt = :rt, #pp = :pp, #nc = :nc, #rev = if_not_exists(#rev, :zero) + :one",
+                 #rt = :rt, #rq = :zero, #pp = :pp, #nc = :nc, #rev = if_not_exists(#rev, :zero) + :one",
             )
             .condition_expression("#st IN (:failed, :skipped)")
             .expression_attribute_names("#rt", SYNC_RESET_TOKEN)
@@ -948,6 +849,7 @@ impl EventStore {
             .expression_attribute_names("#st", SYNC_STATUS)
             .expression_attribute_names("#g", SYNC_GENERATION)
             .expression_attribute_names("#a", SYNC_ATTEMPT)
+            .expression_attribute_names("#rq", SYNC_REQUEUES)
             .expression_attribute_names("#pp", PENDING_PK)
             .expression_attribute_names("#nc", PENDING_SK)
             .expression_attribute_names("#rev", REV)

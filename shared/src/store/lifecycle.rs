@@ -41,14 +41,16 @@ pub const WORKER_TIMEOUT: Duration = Duration::from_secs(45);
 /// The longest backoff SQS can hold a message for (`ChangeMessageVisibility`'s limit, 12 h).
 pub const MAX_BACKOFF_CAP: Duration = Duration::from_secs(43_200);
 
-/// AWS calls a claimant makes before its POST ends: the claim, and either a guarded action's
-/// entity read or a sync's pre-POST mark (`EventStore::mark_sync_sent`).
-pub const CALLS_BEFORE_POST: u32 = 2;
+/// AWS calls a claimant makes before its POST ends, at most: an event action's claim, the write
+/// that lowers its item's check time when a sibling is due sooner, and its guard read; or a
+/// sync's claim and its pre-POST mark (`EventStore::mark_sync_sent`).
+pub const CALLS_BEFORE_POST: u32 = 3;
 
-/// AWS calls on the worker's worst path, one message: the claim, a guarded action's entity read
-/// or a sync's pre-POST mark, then the dead-letter send (FAILED) or the visibility change
-/// (backoff), the mark, and the settle or, for a sync whose entity moved on meanwhile, the second
-/// write and its re-enqueue.
+/// AWS calls on the worker's worst path, one message: for an event action the claim, the
+/// lowering of its item's check time, the guard read, the dead-letter send (FAILED) or the
+/// visibility change (backoff), the mark and the settle; for a sync the claim, the pre-POST mark,
+/// the dead-letter send or visibility change, the mark, and, when its entity moved on meanwhile,
+/// the second write and its re-enqueue.
 pub const WORST_PATH_CALLS: u32 = 6;
 
 /// How the AWS SDK clients retry (`shared/src/config.rs` configures them from
@@ -379,7 +381,7 @@ mod tests {
         };
         assert_eq!(uncapped.worst_call(), Duration::from_secs(9));
         let t = Timers::default();
-        // Claim + guard read or pre-POST mark + POST: 6 + 6 + 5 = 17 s <= 25 s lease.
+        // Claim + lowering + guard read (or claim + pre-POST mark) + POST: 3 x 6 + 5 = 23 s <= 25 s.
         assert!(sdk.worst_call() * CALLS_BEFORE_POST + t.action_timeout <= t.lease);
         // Claim, pre-POST mark, POST, DLQ send, mark, second write, re-enqueue: 6 x 6 + 5 = 41 s <= 45 s.
         assert_eq!(t.worst_path(), Duration::from_secs(41));

@@ -27,11 +27,15 @@ mod admin;
 mod dynamo;
 mod followups;
 pub mod lifecycle;
+mod reconcile;
 pub mod schema;
 
 pub use admin::{FollowupFilter, FollowupPage, FollowupView, PageKey};
 pub use dynamo::{Committed, EventStore, MAX_STORED_BODY, RecordPlan};
-pub use followups::{ClaimedAction, ClaimedSync, Finish, Marked, Scan};
+pub use followups::{ClaimedAction, ClaimedSync, Finish, Marked};
+pub use reconcile::{
+    CORRUPT_RETRY_MS, REQUEUE_CAP_MS, ReconcilePage, ShardCursor, requeue_delay_ms,
+};
 
 use std::collections::BTreeMap;
 
