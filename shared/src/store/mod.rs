@@ -27,6 +27,7 @@ mod admin;
 mod dynamo;
 mod followups;
 pub mod lifecycle;
+pub mod ordering;
 pub mod schema;
 
 pub use admin::{FollowupFilter, FollowupPage, FollowupView, PageKey};
