@@ -145,6 +145,16 @@ class Checks(unittest.TestCase):
         broken = self.run_check([], status="SKIPPED")
         self.assertTrue(any("not DONE" in b for b in broken), broken)
 
+    def test_an_attribute_guard_holds_only_on_the_value_it_names(self):
+        guard = {"guard": "unless_attr", "entity": {"kind": "invoice", "id": "in_1"},
+                 "attr": "payment_status", "equals": "paid", "reason": "invoice paid meanwhile"}
+        paid = {("invoice", "in_1"): {"attrs": {"payment_status": "paid"}}}
+        failed = {("invoice", "in_1"): {"attrs": {"payment_status": "failed"}}}
+        self.assertTrue(storm.guard_holds(guard, paid))
+        self.assertFalse(storm.guard_holds(guard, failed))
+        self.assertFalse(storm.guard_holds(guard, {}))
+        self.assertFalse(storm.guard_holds(None, paid))
+
     def test_a_retry_sooner_than_the_backoff_breaks_it(self):
         sink = [self.post(1, 503, "down"), {**self.post(2, 200), "at_ms": 2100}]
         broken = self.run_check(sink)
