@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::describe::DescribeArgs;
 use crate::dlq::{DlqCommand, RedriveArgs};
 use crate::events::{EventsCommand, StateCommand};
 use crate::exit::{EXIT_CODES, Exit};
@@ -12,8 +13,9 @@ use crate::followups::FollowupsCommand;
 use crate::local::LocalCommand;
 use crate::pump::PumpArgs;
 use crate::send::SendArgs;
+use crate::sign::SignArgs;
 use crate::sink::SinkArgs;
-use crate::{Aws, default_endpoint, dlq, pump, send, sink, stack};
+use crate::{Aws, default_endpoint, describe, dlq, pump, send, sign, sink, stack};
 
 /// Hookline's command: local stack, sign-and-send, inspect, pump, sink, and operating a stack's
 /// follow-ups and dead-letter queue.
@@ -57,6 +59,11 @@ pub enum Command {
     /// The dead-letter queue: list it, and move messages back after a fix.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Sign deliveries as each function's sender would: a JSON-lines co-process.
+    Sign(SignArgs),
+    /// What each receiver's mapping makes of deliveries, and which event each entity keeps: JSON
+    /// lines.
+    Describe(DescribeArgs),
     /// Same as `hookline dlq redrive --all` (kept for existing scripts).
     #[command(hide = true)]
     Redrive(RedriveArgs),
@@ -81,6 +88,8 @@ impl Cli {
             Command::Sink(args) => sink::run(&args).await.map(|()| Exit::Ok),
             Command::Followups(cmd) => cmd.run(&aws).await,
             Command::Dlq(cmd) => cmd.run(&aws).await,
+            Command::Sign(args) => sign::run(&args).map(|()| Exit::Ok),
+            Command::Describe(args) => describe::run(&args).map(|()| Exit::Ok),
             Command::Redrive(args) => dlq::run_redrive(&aws, &args.into()).await,
         }
     }

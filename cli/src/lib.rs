@@ -22,6 +22,7 @@ macro_rules! out {
 
 pub mod args;
 pub mod cli;
+pub mod describe;
 pub mod dlq;
 pub mod events;
 pub mod exit;
@@ -32,6 +33,7 @@ pub mod progress;
 pub mod pump;
 pub mod send;
 pub mod server;
+pub mod sign;
 pub mod sink;
 pub mod stack;
 

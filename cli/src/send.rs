@@ -63,20 +63,9 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
             args.function
         )
     });
-    let id = delivery_id(&scheme, &body, args.id.as_deref());
     let secret = Secret::new(args.secret.as_deref().unwrap_or(LOCAL_SECRET).as_bytes());
     let now = now_secs();
-    let headers = sign(
-        &scheme,
-        &secret,
-        &SignInput {
-            body: &body,
-            timestamp: now,
-            id: &id,
-            url: Some(&url),
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("signing with the {scheme:?} scheme: {e}"))?;
+    let headers = signed_headers(&scheme, &secret, &body, args.id.as_deref(), &url, now)?;
 
     let content_type = content.mime();
     if args.apigw {
@@ -117,6 +106,31 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
         Err(_) => out!("{text}"),
     }
     Ok(status.is_success())
+}
+
+/// The headers a genuine sender of `scheme` adds to `body` posted to `url` at `now` (seconds):
+/// what `hookline send` sends, and what `hookline sign` and `hookline describe` compute. `id` is
+/// the delivery id for schemes that carry one ([`delivery_id`]).
+pub fn signed_headers(
+    scheme: &Scheme,
+    secret: &Secret,
+    body: &[u8],
+    id: Option<&str>,
+    url: &str,
+    now: i64,
+) -> anyhow::Result<Vec<(http::HeaderName, String)>> {
+    let id = delivery_id(scheme, body, id);
+    sign(
+        scheme,
+        secret,
+        &SignInput {
+            body,
+            timestamp: now,
+            id: &id,
+            url: Some(url),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("signing with the {scheme:?} scheme: {e}"))
 }
 
 /// The API Gateway HTTP API (payload v2) request event that delivers `body` with `headers` to

@@ -9,7 +9,8 @@
 //!   goes down for a while.
 //!
 //! With `--record`, each request is one JSON line carrying the fault that answered it, so a test
-//! can tell an injected 503 from anything else.
+//! can tell an injected 503 from anything else, and the follow-up its `Idempotency-Key` names as
+//! the store's own parser reads it ([`followup_json`]).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
+use hookline::store::FollowUp;
+use hookline::store::lifecycle;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -195,6 +198,41 @@ pub async fn serve(listener: TcpListener, args: &SinkArgs) -> anyhow::Result<()>
     .context("accepting")
 }
 
+/// The follow-up an `Idempotency-Key` names, parsed by the store's own
+/// [`lifecycle::parse_key`], as the record's `followup`: `{kind: "action", source, event_id,
+/// action, generation}` or `{kind: "sync", source, entity_kind, entity_id, action (the sync's
+/// name), seq, generation}`; `None` for a key no follow-up could carry.
+pub fn followup_json(key: &str) -> Option<Value> {
+    let parts = lifecycle::parse_key(key).ok()?;
+    Some(match parts.followup {
+        FollowUp::Action {
+            source,
+            event_id,
+            action,
+        } => json!({
+            "kind": "action",
+            "source": source,
+            "event_id": event_id,
+            "action": action,
+            "generation": parts.generation,
+        }),
+        FollowUp::Sync {
+            source,
+            entity_kind,
+            entity_id,
+            sync,
+        } => json!({
+            "kind": "sync",
+            "source": source,
+            "entity_kind": entity_kind,
+            "entity_id": entity_id,
+            "action": sync,
+            "seq": parts.seq,
+            "generation": parts.generation,
+        }),
+    })
+}
+
 /// Decides, prints and records one request; the answer.
 fn answer(state: &State, request: &Received) -> anyhow::Result<Answer> {
     let n = state.seen.fetch_add(1, Ordering::SeqCst) + 1;
@@ -220,6 +258,7 @@ fn answer(state: &State, request: &Received) -> anyhow::Result<Answer> {
             "method": request.method,
             "path": request.path,
             "idempotency_key": request.header("idempotency-key"),
+            "followup": request.header("idempotency-key").and_then(followup_json),
             "status": status,
             "fault": fault.map(Fault::as_str),
             "at_ms": SystemTime::now()
@@ -341,6 +380,27 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn the_record_names_the_followup_its_key_carries() {
+        let key = lifecycle::sync_key("stripe", "subscription", "sub_1", 3, "access", 1);
+        assert_eq!(
+            followup_json(&key),
+            Some(
+                json!({"kind": "sync", "source": "stripe", "entity_kind": "subscription",
+                        "entity_id": "sub_1", "action": "access", "seq": 3, "generation": 1})
+            )
+        );
+        let key = lifecycle::action_key("users", "msg_1", "welcome", 0);
+        assert_eq!(
+            followup_json(&key),
+            Some(
+                json!({"kind": "action", "source": "users", "event_id": "msg_1",
+                        "action": "welcome", "generation": 0})
+            )
+        );
+        assert_eq!(followup_json("k1"), None);
+    }
+
     #[tokio::test]
     async fn answers_503_then_200_and_records() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("sink-{}", uuid::Uuid::new_v4().simple()));
@@ -380,6 +440,8 @@ mod tests {
         assert_eq!(last["fault"], Value::Null);
         let first: Value = serde_json::from_str(lines.lines().next().unwrap_or_default())?;
         assert_eq!(first["fault"], "fail-first");
+        // `k1` is no follow-up's key: recorded as such, not guessed at.
+        assert_eq!(first["followup"], Value::Null);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

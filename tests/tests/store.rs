@@ -1,7 +1,7 @@
 //! The data model against the emulator (docs/DATA.md): a mapping's attributes cannot
 //! collide with the table's own, a tombstone erases personal data and is final, the raw body
 //! lives in an item of its own, a permanent store refusal quarantines instead of answering 503,
-//! and a quarantined event replays once.
+//! a quarantined event replays once, and the store keeps what `ordering::supersedes` says.
 
 #![allow(clippy::unwrap_used)]
 
@@ -326,4 +326,62 @@ async fn a_quarantined_event_replays_once_with_its_state_and_followups() {
     // A body whose hash does not match is not accepted as verified.
     assert!(Verified::stored(b"other", &record.body_sha256, None).is_none());
     assert!(Verified::stored(body, &record.body_sha256, None).is_some());
+}
+
+/// The store's conditional update and the rule tools fold by (`ordering::supersedes`, used by
+/// `hookline describe --finals` and so by the storm) agree on every case: newer, older, a tie
+/// broken by event id, the same version and id again, tombstones before and after.
+#[tokio::test]
+async fn the_store_keeps_what_the_ordering_rule_says() {
+    use hookline::store::ordering::{Applied, supersedes};
+    let stack = Stack::new().await.unwrap();
+    let store = stack.store(clock());
+    let up = ChangeMode::Upsert;
+    let gone = ChangeMode::Tombstone;
+    // (event id, version, mode), recorded in this order on one entity.
+    let steps = [
+        ("e5", 100, up),
+        ("e3", 90, up),
+        ("e4", 100, up),
+        ("e6", 100, up),
+        ("e2", 200, up),
+        ("e1", 10, gone),
+        ("e7", 300, up),
+        ("e8", 5, gone),
+    ];
+    let mut kept: Option<(i64, String, bool)> = None;
+    for (id, version, mode) in steps {
+        let change = change(
+            "o1",
+            version,
+            mode,
+            [("v".to_owned(), json!(version))].into(),
+        );
+        let current = kept.as_ref().map(|(v, e, d)| Applied {
+            version: *v,
+            event_id: e,
+            deleted: *d,
+        });
+        let applies = supersedes(&change, id, current.as_ref());
+        let effects = Effects {
+            change: Some(change),
+            ..Effects::default()
+        };
+        let done = store.record(&event(id, b"{}"), &effects).await.unwrap();
+        let expected = if applies {
+            Outcome::Accepted
+        } else {
+            Outcome::Stale
+        };
+        assert_eq!(done.outcome, expected, "{id} at {version}");
+        if applies {
+            kept = Some((version, id.to_owned(), mode == ChangeMode::Tombstone));
+        }
+        let entity = store.get_entity("thing", "o1").await.unwrap().unwrap();
+        assert_eq!(
+            Some(entity.last_event_id.as_str()),
+            kept.as_ref().map(|k| k.1.as_str())
+        );
+    }
+    assert_eq!(kept, Some((10, "e1".to_owned(), true)));
 }

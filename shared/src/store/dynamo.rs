@@ -590,7 +590,8 @@ impl EventStore {
                     .collect();
                 values.insert(":a".into(), AttributeValue::M(attrs));
                 set.push("#a = :a".into());
-                // New, or alive and older: (version, event id) strictly smaller than ours.
+                // New, or alive and older: (version, event id) strictly smaller than ours
+                // (the rule `ordering::supersedes` states for tools; keep the two alike).
                 "attribute_not_exists(pk) OR (attribute_not_exists(#d) AND (#v < :v OR (#v = :v AND #e < :e)))"
             }
         };

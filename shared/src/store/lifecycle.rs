@@ -29,7 +29,7 @@
 
 use std::time::Duration;
 
-use super::SyncTarget;
+use super::{FollowUp, SyncTarget};
 
 /// The shortest backoff.
 pub const MIN_BACKOFF: Duration = Duration::from_secs(2);
@@ -288,6 +288,67 @@ pub fn sync_key(
     format!("{source}:{kind}/{id}#{seq}:{sync}:{generation}")
 }
 
+/// A follow-up's identity and attempt series, read back from its `Idempotency-Key`
+/// ([`parse_key`]): what a target (or a test of one) learns from the key alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyParts {
+    /// The follow-up: an event action, or an entity's sync (`action` / `sync` as written in
+    /// the key).
+    pub followup: FollowUp,
+    /// A sync's sequence: the state sent (`None` for an event action).
+    pub seq: Option<i64>,
+    /// The operator-retry generation.
+    pub generation: i64,
+}
+
+/// An `Idempotency-Key` that neither [`action_key`] nor [`sync_key`] could have written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a follow-up's Idempotency-Key: {0}")]
+pub struct KeyError(&'static str);
+
+/// Reads an `Idempotency-Key` back into its parts: the inverse of [`action_key`] and
+/// [`sync_key`]. The source is what precedes the first `:`, the generation and the action (or
+/// sync name) what follow the last two; what lies between is a sync's `<kind>/<id>#<seq>` when
+/// it has a `/` and ends in `#<digits>`, else the event id (which may itself hold `:`, as a
+/// `sha256:` id does).
+pub fn parse_key(key: &str) -> Result<KeyParts, KeyError> {
+    let (source, rest) = key.split_once(':').ok_or(KeyError("no source"))?;
+    let (rest, generation) = rest.rsplit_once(':').ok_or(KeyError("no generation"))?;
+    let (head, action) = rest.rsplit_once(':').ok_or(KeyError("no action"))?;
+    let generation: i64 = generation
+        .parse()
+        .map_err(|_| KeyError("the generation is not a number"))?;
+    if source.is_empty() || head.is_empty() || action.is_empty() {
+        return Err(KeyError("an empty part"));
+    }
+    let sync = head.rsplit_once('#').and_then(|(entity, seq)| {
+        let (kind, id) = entity.split_once('/')?;
+        let digits = !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit());
+        (digits && !kind.is_empty() && !id.is_empty()).then_some((kind, id, seq.parse().ok()?))
+    });
+    Ok(match sync {
+        Some((kind, id, seq)) => KeyParts {
+            followup: FollowUp::Sync {
+                source: source.to_owned(),
+                entity_kind: kind.to_owned(),
+                entity_id: id.to_owned(),
+                sync: action.to_owned(),
+            },
+            seq: Some(seq),
+            generation,
+        },
+        None => KeyParts {
+            followup: FollowUp::Action {
+                source: source.to_owned(),
+                event_id: head.to_owned(),
+                action: action.to_owned(),
+            },
+            seq: None,
+            generation,
+        },
+    })
+}
+
 /// What a claimed sync does next ([`sync_step`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncStep {
@@ -329,6 +390,69 @@ pub fn sync_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_read_back_into_what_wrote_them() -> Result<(), KeyError> {
+        let action = parse_key(&action_key("stripe", "evt_1", "receipt", 2))?;
+        assert_eq!(
+            action,
+            KeyParts {
+                followup: FollowUp::Action {
+                    source: "stripe".into(),
+                    event_id: "evt_1".into(),
+                    action: "receipt".into(),
+                },
+                seq: None,
+                generation: 2,
+            }
+        );
+        let sync = parse_key(&sync_key("stripe", "subscription", "sub_1", 7, "access", 0))?;
+        assert_eq!(
+            sync,
+            KeyParts {
+                followup: FollowUp::Sync {
+                    source: "stripe".into(),
+                    entity_kind: "subscription".into(),
+                    entity_id: "sub_1".into(),
+                    sync: "access".into(),
+                },
+                seq: Some(7),
+                generation: 0,
+            }
+        );
+        // An event id holding `:` (a quarantined body's `sha256:` id) or a `/` without a
+        // sequence stays an event id.
+        for id in ["sha256:ab12", "a/b", "a/b#x", "x#3"] {
+            let parts = parse_key(&action_key("users", id, "analytics", 1))?;
+            assert_eq!(
+                parts.followup,
+                FollowUp::Action {
+                    source: "users".into(),
+                    event_id: id.into(),
+                    action: "analytics".into(),
+                },
+                "{id}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn keys_no_writer_could_have_written_are_refused() {
+        for key in [
+            "",
+            "-",
+            "stripe",
+            "stripe:evt_1",
+            "stripe:evt_1:receipt",
+            "stripe:evt_1:receipt:x",
+            ":evt_1:receipt:0",
+            "stripe::receipt:0",
+            "stripe:evt_1::0",
+        ] {
+            assert!(parse_key(key).is_err(), "{key:?}");
+        }
+    }
 
     #[test]
     fn default_timers_nest() {

@@ -27,6 +27,7 @@ mod admin;
 mod dynamo;
 mod followups;
 pub mod lifecycle;
+pub mod ordering;
 mod reconcile;
 pub mod schema;
 
