@@ -31,7 +31,8 @@ use super::schema::{
     pending_pks,
 };
 use super::{
-    ActionStatus, EntityRecord, EventStore, FollowUp, Guard, OutboxEntry, StoreError, SyncTarget,
+    ActionStatus, EntityRecord, EventStore, FollowUp, Guard, OutboxEntry, RetryScope, StoreError,
+    SyncTarget,
 };
 
 /// A claimed event action: the lease is ours until `lease_until`.
@@ -861,29 +862,29 @@ impl EventStore {
         }
     }
 
-    /// An operator's retry of an event action that is FAILED or SKIPPED (or, with `force`, also
-    /// DONE): back to PENDING with a new generation (a new `Idempotency-Key`), attempts reset.
-    /// False when it was not in a retryable state (or is running now).
+    /// An operator's retry of an event action in a state `scope` covers (FAILED or SKIPPED, and
+    /// with [`RetryScope::AlsoDone`] DONE too): back to PENDING with a new generation (a new
+    /// `Idempotency-Key`), attempts reset. False when it was not in a state `scope` covers (or is
+    /// running now).
     pub async fn retry_action(
         &self,
         source: &str,
         event_id: &str,
         action: &str,
-        force: bool,
+        scope: RetryScope,
     ) -> Result<bool, StoreError> {
         let now = self.clock.now_millis();
         let token = lease_token();
         let pk = event_pk(source, event_id);
-        let (condition, done) = if force {
-            (
+        let (condition, done) = match scope {
+            RetryScope::AlsoDone => (
                 "#o.#k.#st IN (:failed, :skipped, :done)",
                 Some(HashMap::from([(
                     ":done".to_owned(),
                     s(ActionStatus::Done.as_str()),
                 )])),
-            )
-        } else {
-            ("#o.#k.#st IN (:failed, :skipped)", None)
+            ),
+            RetryScope::FailedOrSkipped => ("#o.#k.#st IN (:failed, :skipped)", None),
         };
         let mut req = self
             .client
