@@ -94,16 +94,29 @@ pub fn check_parse_error(err: &ParseError, required: &[&str]) {
     );
 }
 
-/// Checks what holds of every `Described`: a mapping result the store can take or quarantine.
-fn check_described(d: &Described) {
+/// Checks what holds of every `Described`: a mapping result the store can take or quarantine,
+/// whose action kinds (event actions and sync targets) are all among its receiver's `declared`.
+fn check_described(d: &Described, declared: &[&str]) {
     if let Some(change) = d.effects.change() {
         assert!(
             !change.entity_kind.is_empty(),
             "state change without an entity kind"
         );
+        if let Some(sync) = &change.sync {
+            assert!(
+                declared.contains(&sync.action.as_str()),
+                "undeclared sync target {}",
+                sync.action
+            );
+        }
     }
     for a in d.effects.actions() {
         assert!(!a.kind.is_empty(), "follow-up without a kind");
+        assert!(
+            declared.contains(&a.kind.as_str()),
+            "undeclared action kind {}",
+            a.kind
+        );
     }
 }
 
@@ -124,7 +137,7 @@ pub fn stripe(body: &[u8]) {
                 d.effects.is_ignored(),
                 event.payload == hookline::model::stripe::Payload::Unhandled
             );
-            check_described(&d);
+            check_described(&d, payment_events::handler::ACTION_KINDS);
             assert_eq!(
                 via_verified.as_ref(),
                 Ok(&d),
@@ -163,7 +176,7 @@ pub fn users(data: &[u8]) {
             if let (Some(change), Some(user)) = (d.effects.change(), event.payload.user_id()) {
                 assert_eq!(change.entity_id, user);
             }
-            check_described(&d);
+            check_described(&d, user_events::handler::ACTION_KINDS);
             assert_eq!(
                 via_verified.as_ref(),
                 Ok(&d),

@@ -76,6 +76,11 @@ pub struct ReceiverSpec {
     pub sender_timeout: Duration,
     /// Event → effects mapping.
     pub describe: Describe,
+    /// Every action kind the mapping emits: its event actions' kinds and its syncs' target
+    /// actions. Declared once here; the worker's [`crate::store::ACTION_KINDS`] must be their
+    /// union, and each needs a template parameter (tests/tests/action_kinds.rs and
+    /// tests/tests/template_parity.rs fail otherwise).
+    pub action_kinds: &'static [&'static str],
 }
 
 /// A ready receiver: configuration, verifier and clients, built once per cold start.

@@ -258,6 +258,7 @@ async fn the_receiver_quarantines_what_the_store_refuses_for_good() {
         content: ContentKind::Json,
         sender_timeout: std::time::Duration::from_secs(10),
         describe: describe_huge,
+        action_kinds: &[],
     };
     let rx = local_receiver(
         spec.clone(),

@@ -102,6 +102,9 @@ pub const ACCESS: &str = "access";
 pub const FULFILMENT: &str = "fulfilment";
 /// Follow-up: tell an administrator about a failed payment.
 pub const NOTIFY_ADMIN: &str = "notify_admin";
+/// Every action kind this mapping emits (event actions, and its syncs' targets): the receiver's
+/// [`hookline::receiver::ReceiverSpec::action_kinds`].
+pub const ACTION_KINDS: &[&str] = &[RECEIPT, NOTIFY_ADMIN, PROVISION_ACCESS, REVOKE_ACCESS];
 
 /// Parses a verified Stripe delivery and maps it.
 pub fn describe(v: &Verified<'_>) -> Result<Described, ParseError> {

@@ -35,6 +35,9 @@ pub const USER: &str = "user";
 pub const WELCOME: &str = "welcome";
 /// Follow-up: record the lifecycle event in analytics.
 pub const ANALYTICS: &str = "analytics";
+/// Every action kind this mapping emits: the receiver's
+/// [`hookline::receiver::ReceiverSpec::action_kinds`].
+pub const ACTION_KINDS: &[&str] = &[WELCOME, ANALYTICS];
 
 /// Parses a verified delivery and maps it, keyed by its Standard Webhooks message id.
 pub fn describe(v: &Verified<'_>) -> Result<Described, ParseError> {
