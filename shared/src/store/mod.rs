@@ -683,6 +683,29 @@ mod tests {
     }
 
     #[test]
+    fn an_ignored_event_carries_no_change_and_no_action() {
+        assert_eq!(Effects::Ignored.change(), None);
+        assert!(Effects::Ignored.actions().is_empty());
+        assert!(Effects::Ignored.is_ignored());
+        let change = StateChange {
+            entity_kind: "invoice".into(),
+            entity_id: "in_1".into(),
+            version: 1,
+            mode: ChangeMode::Upsert,
+            attrs: StateAttrs::new(),
+            sync: None,
+        };
+        let apply = Effects::apply(
+            Some(change.clone()),
+            vec![Action::new("receipt", json!({}))],
+        );
+        assert!(!apply.is_ignored());
+        assert_eq!(apply.change(), Some(&change));
+        assert_eq!(apply.actions()[0].kind, "receipt");
+        assert!(!Effects::apply(None, Vec::new()).is_ignored());
+    }
+
+    #[test]
     fn stored_statuses_read_back_as_their_outcome_and_nothing_else_does() {
         for o in [
             Outcome::Accepted,
