@@ -79,7 +79,7 @@ pub fn describe(request: &Request) -> anyhow::Result<(&'static str, Described)> 
 /// The `event` line's object.
 pub fn event_json(function: &str, source: &str, d: &Described) -> Value {
     let effects = &d.effects;
-    let change = effects.change.as_ref().map(|c| {
+    let change = effects.change().map(|c| {
         json!({
             "entity_kind": c.entity_kind,
             "entity_id": c.entity_id,
@@ -92,7 +92,7 @@ pub fn event_json(function: &str, source: &str, d: &Described) -> Value {
         })
     });
     let actions: Vec<Value> = effects
-        .actions
+        .actions()
         .iter()
         .map(|a| json!({"kind": a.kind, "guard": a.guard}))
         .collect();
@@ -102,7 +102,7 @@ pub fn event_json(function: &str, source: &str, d: &Described) -> Value {
         "event_id": d.event_id,
         "event_type": d.event_type,
         "provider_ts": d.provider_ts,
-        "ignored": effects.ignored,
+        "ignored": effects.is_ignored(),
         "change": change,
         "actions": actions,
     })
@@ -177,7 +177,7 @@ pub fn answer(line: &str, finals: &mut Finals) -> Value {
         });
     match described {
         Ok((function, source, d)) => {
-            if let Some(change) = &d.effects.change {
+            if let Some(change) = d.effects.change() {
                 finals.add(change, &d.event_id);
             }
             json!({"event": event_json(&function, source, &d)})

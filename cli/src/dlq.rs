@@ -34,7 +34,7 @@ use aws_sdk_sqs::types::{
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use hookline::store::{ActionStatus, EventStore, FollowUp};
+use hookline::store::{ActionStatus, EventStore, FollowUp, RetryScope};
 
 use crate::args::{JsonArg, QueueArg, TableArg};
 use crate::exit::Exit;
@@ -428,7 +428,11 @@ async fn redrive_loop(
                     source,
                     event_id,
                     action,
-                } => store.retry_action(source, event_id, action, false).await,
+                } => {
+                    store
+                        .retry_action(source, event_id, action, RetryScope::FailedOrSkipped)
+                        .await
+                }
                 FollowUp::Sync {
                     entity_kind,
                     entity_id,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use hookline::config::DEFAULT_RETENTION_DAYS;
-use hookline::store::EventStore;
+use hookline::store::{EventStore, Outcome};
 
 use crate::args::{JsonArg, QueueArg, TableArg};
 use crate::exit::Exit;
@@ -76,7 +76,7 @@ pub struct EventRow {
     /// Provider event type.
     pub event_type: String,
     /// `accepted`, `stale`, `ignored` or `quarantined`.
-    pub status: String,
+    pub status: Outcome,
     /// Why it was quarantined.
     pub reason: Option<String>,
     /// When it was recorded, ms.
@@ -96,6 +96,30 @@ pub struct OutboxRow {
     pub attempt: i64,
 }
 
+/// A stored event status, as `events list --status` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusArg {
+    /// Recorded, state applied (if any).
+    Accepted,
+    /// Recorded, older than the entity's state: event actions only.
+    Stale,
+    /// An event type the function does not handle.
+    Ignored,
+    /// A verified body that does not fit the model, kept for `events replay`.
+    Quarantined,
+}
+
+impl From<StatusArg> for Outcome {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Accepted => Self::Accepted,
+            StatusArg::Stale => Self::Stale,
+            StatusArg::Ignored => Self::Ignored,
+            StatusArg::Quarantined => Self::Quarantined,
+        }
+    }
+}
+
 /// How many of a source's latest events `events list --status` looks through.
 pub const STATUS_WINDOW: i32 = 1000;
 
@@ -106,7 +130,7 @@ pub async fn list(
     table: &str,
     source: &str,
     limit: i32,
-    status: Option<&str>,
+    status: Option<Outcome>,
     json: bool,
 ) -> anyhow::Result<()> {
     let store = store(aws, table);
@@ -172,7 +196,7 @@ pub async fn list(
                 .collect();
             let status = match &r.reason {
                 Some(reason) => format!("{} ({reason})", r.status),
-                None => r.status.clone(),
+                None => r.status.to_string(),
             };
             vec![
                 crate::output::time(Some(r.received_at)),
@@ -243,7 +267,7 @@ pub async fn replay(aws: &Aws, args: &ReplayArgs) -> anyhow::Result<bool> {
                 .map_err(|e| aws.fail("listing events", e))?
             {
                 if let Some(ev) = store.get_event(&source, &id).await?
-                    && ev.status == "quarantined"
+                    && ev.status == Outcome::Quarantined
                     && ev.received_at >= since
                 {
                     ids.push(id);
@@ -282,7 +306,7 @@ async fn replay_one(
         .await?
         .ok_or_else(|| anyhow::anyhow!("no such event"))?;
     anyhow::ensure!(
-        record.status == "quarantined",
+        record.status == Outcome::Quarantined,
         "it is {}, not quarantined",
         record.status
     );
@@ -297,7 +321,7 @@ async fn replay_one(
         .map_err(|e| anyhow::anyhow!("the current mapping still refuses it: {e}"))?;
     let actions: Vec<&str> = described
         .effects
-        .actions
+        .actions()
         .iter()
         .map(|a| a.kind.as_str())
         .collect();
@@ -307,8 +331,7 @@ async fn replay_one(
             described.event_type,
             described
                 .effects
-                .change
-                .as_ref()
+                .change()
                 .map_or("no state change".to_owned(), |c| format!(
                     "{}/{}",
                     c.entity_kind, c.entity_id
@@ -366,8 +389,8 @@ pub enum EventsCommand {
         #[arg(long, default_value_t = 20)]
         limit: i32,
         /// Only events in this status (among the source's latest 1000).
-        #[arg(long, value_parser = ["accepted", "stale", "ignored", "quarantined"])]
-        status: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
         /// Table.
         #[command(flatten)]
         table: TableArg,
@@ -404,7 +427,7 @@ impl EventsCommand {
                 &table.name(aws),
                 &source,
                 limit,
-                status.as_deref(),
+                status.map(Outcome::from),
                 output.json,
             )
             .await

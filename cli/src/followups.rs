@@ -17,7 +17,9 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use hookline::queue::FollowupQueue;
-use hookline::store::{ActionStatus, EventStore, FollowUp, FollowupFilter, FollowupView};
+use hookline::store::{
+    ActionStatus, EventStore, FollowUp, FollowupFilter, FollowupView, RetryScope,
+};
 
 use crate::args::{JsonArg, QueueArg, TableArg};
 use crate::exit::{Exit, usage};
@@ -345,9 +347,10 @@ pub async fn retry(aws: &Aws, args: &FollowupsRetryArgs) -> anyhow::Result<Exit>
             None => all,
         }
     };
-    let retryable = |st: ActionStatus| {
-        matches!(st, ActionStatus::Failed | ActionStatus::Skipped)
-            || (args.force && st == ActionStatus::Done)
+    let scope = if args.force {
+        RetryScope::AlsoDone
+    } else {
+        RetryScope::FailedOrSkipped
     };
     if args.force
         && !args.dry_run
@@ -369,7 +372,7 @@ pub async fn retry(aws: &Aws, args: &FollowupsRetryArgs) -> anyhow::Result<Exit>
     let mut to_send = Vec::new();
     for v in &views {
         let name = v.followup.name();
-        if !retryable(v.status) {
+        if !scope.covers(v.status) {
             results.push(Retried {
                 name,
                 was: v.status,
@@ -392,11 +395,7 @@ pub async fn retry(aws: &Aws, args: &FollowupsRetryArgs) -> anyhow::Result<Exit>
                 source,
                 event_id,
                 action,
-            } => {
-                store
-                    .retry_action(source, event_id, action, args.force)
-                    .await
-            }
+            } => store.retry_action(source, event_id, action, scope).await,
             FollowUp::Sync {
                 entity_kind,
                 entity_id,

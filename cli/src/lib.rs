@@ -92,6 +92,11 @@ pub fn default_sink_addr() -> std::net::SocketAddr {
     ))
 }
 
+/// Every webhook receiver function of the stack.
+pub fn receivers() -> [ReceiverSpec; 2] {
+    [payment_events::spec(), user_events::spec()]
+}
+
 /// The webhook receiver functions `hookline send` knows, by function name.
 pub fn receiver(function: &str) -> anyhow::Result<ReceiverSpec> {
     find_receiver("function", function, |s| s.function)
@@ -108,7 +113,7 @@ fn find_receiver(
     name: &str,
     field: fn(&ReceiverSpec) -> &'static str,
 ) -> anyhow::Result<ReceiverSpec> {
-    let specs = [payment_events::spec(), user_events::spec()];
+    let specs = receivers();
     let names: Vec<_> = specs.iter().map(field).collect();
     match specs.into_iter().find(|s| field(s) == name) {
         Some(spec) => Ok(spec),

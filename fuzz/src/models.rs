@@ -96,16 +96,29 @@ pub fn check_parse_error(err: &ParseError, required: &[&str]) {
     );
 }
 
-/// Checks what holds of every `Described`: a mapping result the store can take or quarantine.
-fn check_described(d: &Described) {
-    if let Some(change) = &d.effects.change {
+/// Checks what holds of every `Described`: a mapping result the store can take or quarantine,
+/// whose action kinds (event actions and sync targets) are all among its receiver's `declared`.
+fn check_described(d: &Described, declared: &[&str]) {
+    if let Some(change) = d.effects.change() {
         assert!(
             !change.entity_kind.is_empty(),
             "state change without an entity kind"
         );
+        if let Some(sync) = &change.sync {
+            assert!(
+                declared.contains(&sync.action.as_str()),
+                "undeclared sync target {}",
+                sync.action
+            );
+        }
     }
-    for a in &d.effects.actions {
+    for a in d.effects.actions() {
         assert!(!a.kind.is_empty(), "follow-up without a kind");
+        assert!(
+            declared.contains(&a.kind.as_str()),
+            "undeclared action kind {}",
+            a.kind
+        );
     }
 }
 
@@ -123,10 +136,10 @@ pub fn stripe(body: &[u8]) {
             assert_eq!(d.event_type, event.event_type);
             assert_eq!(d.provider_ts, event.created.saturating_mul(1000));
             assert_eq!(
-                d.effects.ignored,
+                d.effects.is_ignored(),
                 event.payload == hookline::model::stripe::Payload::Unhandled
             );
-            check_described(&d);
+            check_described(&d, payment_events::handler::ACTION_KINDS);
             assert_eq!(
                 via_verified.as_ref(),
                 Ok(&d),
@@ -161,11 +174,11 @@ pub fn users(data: &[u8]) {
             assert_eq!(&d.event_id, id);
             assert_eq!(d.event_type, event.event_type);
             assert_eq!(d.provider_ts, event.timestamp.unwrap_or(0));
-            assert_eq!(d.effects.ignored, event.payload == Payload::Unhandled);
-            if let (Some(change), Some(user)) = (&d.effects.change, event.payload.user_id()) {
+            assert_eq!(d.effects.is_ignored(), event.payload == Payload::Unhandled);
+            if let (Some(change), Some(user)) = (d.effects.change(), event.payload.user_id()) {
                 assert_eq!(change.entity_id, user);
             }
-            check_described(&d);
+            check_described(&d, user_events::handler::ACTION_KINDS);
             assert_eq!(
                 via_verified.as_ref(),
                 Ok(&d),
@@ -173,7 +186,7 @@ pub fn users(data: &[u8]) {
             );
             // Any delivery time: still total, same id and change.
             let at = describe_event(&event, id, Some(i64::MAX));
-            assert_eq!(at.effects.change, d.effects.change);
+            assert_eq!(at.effects.change(), d.effects.change());
         }
         (Ok(_), None) => {
             let err = via_verified.expect_err("describe accepted a delivery without message id");

@@ -436,8 +436,6 @@ fn rebuild(err: &ApiError) -> ApiError {
         ApiError::Forbidden(ip) => ApiError::Forbidden(ip.clone()),
         ApiError::UnsupportedMediaType { expected } => ApiError::UnsupportedMediaType { expected },
         ApiError::Unauthorized(e) => ApiError::Unauthorized(e.clone()),
-        ApiError::InvalidPayload(e) => ApiError::InvalidPayload(e.clone()),
-        ApiError::InvalidEvent(m) => ApiError::InvalidEvent(m.clone()),
         ApiError::Unavailable(m) => ApiError::Unavailable(m.clone()),
     }
 }

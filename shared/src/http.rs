@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Response};
 use serde_json::json;
 
-use crate::verify::{ParseError, VerifyError};
+use crate::verify::VerifyError;
 
 /// The media type a receiver accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,12 +58,6 @@ pub enum ApiError {
     /// Signature verification failed; the reason is only logged.
     #[error("verification failed: {0}")]
     Unauthorized(#[from] VerifyError),
-    /// A verified body that is not the payload shape expected.
-    #[error(transparent)]
-    InvalidPayload(#[from] ParseError),
-    /// A verified, well-formed payload that lacks something Hookline needs (e.g. an event id).
-    #[error("invalid event: {0}")]
-    InvalidEvent(String),
     /// A dependency (DynamoDB) failed: 503, the sender retries.
     #[error("dependency unavailable: {0}")]
     Unavailable(String),
@@ -78,7 +72,6 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::InvalidPayload(_) | Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -97,8 +90,6 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Forbidden(_) => "forbidden",
             Self::Unauthorized(_) => "unauthorized",
-            Self::InvalidPayload(_) => "invalid_payload",
-            Self::InvalidEvent(_) => "invalid_event",
             Self::Unavailable(_) => "unavailable",
         }
     }

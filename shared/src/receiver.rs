@@ -78,6 +78,11 @@ pub struct ReceiverSpec {
     pub sender_timeout: Duration,
     /// Event → effects mapping.
     pub describe: Describe,
+    /// Every action kind the mapping emits: its event actions' kinds and its syncs' target
+    /// actions. Declared once here; the worker's [`crate::store::ACTION_KINDS`] must be their
+    /// union, and each needs a template parameter (tests/tests/action_kinds.rs and
+    /// tests/tests/template_parity.rs fail otherwise).
+    pub action_kinds: &'static [&'static str],
 }
 
 /// A ready receiver: configuration, verifier and clients, built once per cold start.
@@ -93,10 +98,23 @@ pub struct Receiver {
     metrics: Metrics,
 }
 
-/// What one request's metric line reports besides `received` and the duration: the outcome's
-/// metric name (`accepted`, ..., `rejected_401`, `unavailable`) and whether SQS refused the
-/// follow-ups.
-type Reception = (&'static str, bool);
+/// What one request's metric line reports besides `received` and the duration.
+#[derive(Debug, Clone, Copy)]
+struct Reception {
+    /// The outcome's metric name (`accepted`, ..., `rejected_401`, `unavailable`).
+    outcome: &'static str,
+    /// Whether the follow-ups reached SQS.
+    enqueued: Enqueued,
+}
+
+/// Whether a request's follow-ups reached SQS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enqueued {
+    /// Sent, or nothing to send.
+    Sent,
+    /// Not sent (SQS refused, or no budget left): left PENDING for the reconciler.
+    Failed,
+}
 
 /// A request ready to commit: what it means and the DynamoDB writes that record it.
 #[derive(Debug)]
@@ -204,11 +222,17 @@ impl Receiver {
     /// the request's one metric line (see [`crate::metrics`]).
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let started = Instant::now();
-        let (resp, (outcome, enqueue_failed)) = match self.process(&req, started).await {
+        let (resp, Reception { outcome, enqueued }) = match self.process(&req, started).await {
             Ok(done) => done,
             Err(err) => {
                 let outcome = metrics::rejection(err.status());
-                (err.into_response(), (outcome, false))
+                (
+                    err.into_response(),
+                    Reception {
+                        outcome,
+                        enqueued: Enqueued::Sent,
+                    },
+                )
             }
         };
         let mut line = vec![
@@ -218,7 +242,7 @@ impl Receiver {
         if outcome.starts_with(metrics::REJECTED) {
             line.push(Metric::count(metrics::REJECTED, 1));
         }
-        if enqueue_failed {
+        if enqueued == Enqueued::Failed {
             line.push(Metric::count(metrics::ENQUEUE_FAILED, 1));
         }
         line.push(Metric::duration(
@@ -352,7 +376,7 @@ impl Receiver {
                 (c, event_id, event_type)
             }
         };
-        let enqueue_failed = self
+        let enqueued = self
             .enqueue(
                 &committed,
                 &event_id,
@@ -371,7 +395,10 @@ impl Receiver {
                 http::StatusCode::OK,
                 &json!({"status": committed.outcome.status(), "event_id": event_id}),
             ),
-            (committed.outcome.status(), enqueue_failed),
+            Reception {
+                outcome: committed.outcome.status(),
+                enqueued,
+            },
         ))
     }
 
@@ -400,9 +427,9 @@ impl Receiver {
 
     /// Sends the follow-ups within what is left of the budget; whatever does not make it stays
     /// PENDING for the reconciler.
-    async fn enqueue(&self, committed: &Committed, event_id: &str, left: Duration) -> bool {
+    async fn enqueue(&self, committed: &Committed, event_id: &str, left: Duration) -> Enqueued {
         if committed.enqueue.is_empty() {
-            return false;
+            return Enqueued::Sent;
         }
         let failure = if left < MIN_SEND_BUDGET {
             Some("no time left in the request's budget".to_owned())
@@ -413,16 +440,16 @@ impl Receiver {
                 Err(_) => Some("the send did not finish within the request's budget".to_owned()),
             }
         };
-        let failed = failure.is_some();
-        if let Some(error) = failure {
-            tracing::warn!(
-                metric = "followup_enqueue_failed",
-                event_id = %event_id,
-                error = %error,
-                "follow-ups not enqueued; left pending for the reconciler"
-            );
-        }
-        failed
+        let Some(error) = failure else {
+            return Enqueued::Sent;
+        };
+        tracing::warn!(
+            metric = "followup_enqueue_failed",
+            event_id = %event_id,
+            error = %error,
+            "follow-ups not enqueued; left pending for the reconciler"
+        );
+        Enqueued::Failed
     }
 }
 

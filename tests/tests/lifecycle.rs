@@ -413,13 +413,23 @@ async fn a_target_refusing_with_401_fails_to_the_dlq_and_a_retry_after_the_fix_r
     // Fixed target: an operator's retry resets with a new generation and runs once more.
     assert!(
         h.store()
-            .retry_action("stripe", "evt_401_0", "receipt", false)
+            .retry_action(
+                "stripe",
+                "evt_401_0",
+                "receipt",
+                hookline::store::RetryScope::FailedOrSkipped
+            )
             .await
             .unwrap()
     );
     assert!(
         !h.store()
-            .retry_action("stripe", "evt_401_0", "receipt", false)
+            .retry_action(
+                "stripe",
+                "evt_401_0",
+                "receipt",
+                hookline::store::RetryScope::FailedOrSkipped
+            )
             .await
             .unwrap()
     );

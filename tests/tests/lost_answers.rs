@@ -374,7 +374,12 @@ async fn an_action_reset_whose_answer_was_lost_says_it_reset() {
     let lose = LoseAnswer::nth("UpdateItem", 1);
     let reset = h
         .lossy_store(&lose)
-        .retry_action("stripe", "evt_reset", "receipt", false)
+        .retry_action(
+            "stripe",
+            "evt_reset",
+            "receipt",
+            hookline::store::RetryScope::FailedOrSkipped,
+        )
         .await
         .unwrap();
     assert!(lose.lost());
@@ -386,7 +391,12 @@ async fn an_action_reset_whose_answer_was_lost_says_it_reset() {
     // A second, deliberate reset finds it PENDING: not ours, refused.
     assert!(
         !h.store()
-            .retry_action("stripe", "evt_reset", "receipt", false)
+            .retry_action(
+                "stripe",
+                "evt_reset",
+                "receipt",
+                hookline::store::RetryScope::FailedOrSkipped
+            )
             .await
             .unwrap()
     );
@@ -438,7 +448,7 @@ async fn a_replay_whose_answer_was_lost_is_accepted_with_its_followups() {
         body,
     };
     h.store().quarantine(&event, "shape changed").await.unwrap();
-    let effects = Effects {
+    let effects = Effects::Apply {
         change: Some(StateChange {
             entity_kind: "thing".into(),
             entity_id: "r1".into(),
@@ -448,7 +458,6 @@ async fn a_replay_whose_answer_was_lost_is_accepted_with_its_followups() {
             sync: None,
         }),
         actions: vec![Action::new("receipt", serde_json::json!({}))],
-        ignored: false,
     };
     let lose = LoseAnswer::nth("TransactWriteItems", 1);
     let replayed = h.lossy_store(&lose).replay(&event, &effects).await.unwrap();
@@ -461,5 +470,5 @@ async fn a_replay_whose_answer_was_lost_is_accepted_with_its_followups() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(record.status, "accepted");
+    assert_eq!(record.status, hookline::store::Outcome::Accepted);
 }

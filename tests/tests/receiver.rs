@@ -83,7 +83,7 @@ async fn accepted_event_is_recorded_with_state_outbox_and_one_message_per_follow
         .await
         .unwrap()
         .expect("recorded");
-    assert_eq!(event.status, "accepted");
+    assert_eq!(event.status, hookline::store::Outcome::Accepted);
     assert_eq!(event.event_type, "invoice.paid");
     assert_eq!(
         store
@@ -204,7 +204,7 @@ async fn an_older_event_is_stale_leaves_state_unchanged_and_keeps_its_event_acti
     let state = store.get_entity("user", &user).await.unwrap().unwrap();
     assert_eq!(state.last_event_id, "m1", "the newer state stays");
     let stale = store.get_event("users", "m2").await.unwrap().unwrap();
-    assert_eq!(stale.status, "stale");
+    assert_eq!(stale.status, hookline::store::Outcome::Stale);
     let kinds: Vec<(&str, ActionStatus)> = stale
         .outbox
         .iter()
@@ -353,7 +353,7 @@ async fn unknown_type_is_ignored_but_recorded() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(ev.status, "ignored");
+    assert_eq!(ev.status, hookline::store::Outcome::Ignored);
     assert!(stack.drain(&stack.queue_url).await.unwrap().is_empty());
 }
 
@@ -535,7 +535,7 @@ async fn a_verified_body_that_does_not_fit_the_model_is_quarantined_under_a_sign
         serde_json::json!({"status": "quarantined", "event_id": "evt_bad"})
     );
     let record = store.get_event("stripe", "evt_bad").await.unwrap().unwrap();
-    assert_eq!(record.status, "quarantined");
+    assert_eq!(record.status, hookline::store::Outcome::Quarantined);
     assert!(record.outbox.is_empty());
     assert!(
         !record.reason.unwrap().contains("yesterday"),

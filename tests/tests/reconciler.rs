@@ -44,14 +44,13 @@ impl Rig {
     /// Records event `id` of source `test` with event actions `kinds`; drops its messages (as if
     /// SQS had refused them).
     async fn record(&self, id: &str, kinds: &[&str]) {
-        let effects = Effects {
-            change: None,
-            actions: kinds
+        let effects = Effects::apply(
+            None,
+            kinds
                 .iter()
                 .map(|k| Action::new(k, json!({ "id": id })))
                 .collect(),
-            ignored: false,
-        };
+        );
         let event = NewEvent {
             source: "test",
             function: "test-events",

@@ -79,9 +79,9 @@ async fn a_mapping_cannot_overwrite_keys_index_attributes_or_the_ttl() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let effects = Effects {
+    let effects = Effects::Apply {
         change: Some(change("t1", 1, ChangeMode::Upsert, attrs.clone())),
-        ..Effects::default()
+        actions: Vec::new(),
     };
     let done = store.record(&event("e1", b"{}"), &effects).await.unwrap();
     assert_eq!(done.outcome, Outcome::Accepted);
@@ -105,14 +105,14 @@ async fn a_mapping_cannot_overwrite_keys_index_attributes_or_the_ttl() {
         "the mapping's attributes are all there, in `attrs`"
     );
     // The first write created the map; an update replaces it (no `SET attrs.x` on a missing map).
-    let effects = Effects {
+    let effects = Effects::Apply {
         change: Some(change(
             "t1",
             2,
             ChangeMode::Upsert,
             [("a".to_owned(), json!(2))].into(),
         )),
-        ..Effects::default()
+        actions: Vec::new(),
     };
     store.record(&event("e2", b"{}"), &effects).await.unwrap();
     let entity = store.get_entity("thing", "t1").await.unwrap().unwrap();
@@ -133,15 +133,15 @@ async fn a_tombstone_erases_personal_data_and_is_final_whatever_its_version() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let up = |v| Effects {
+    let up = |v| Effects::Apply {
         change: Some(change("u1", v, ChangeMode::Upsert, personal.clone())),
-        ..Effects::default()
+        actions: Vec::new(),
     };
     store.record(&event("e1", b"{}"), &up(100)).await.unwrap();
     // A delete older than the state still wins.
-    let delete = Effects {
+    let delete = Effects::Apply {
         change: Some(change("u1", 50, ChangeMode::Tombstone, StateAttrs::new())),
-        ..Effects::default()
+        actions: Vec::new(),
     };
     let done = store.record(&event("e2", b"{}"), &delete).await.unwrap();
     assert_eq!(done.outcome, Outcome::Accepted);
@@ -177,9 +177,9 @@ async fn the_raw_body_is_an_item_of_its_own_and_marks_never_touch_it() {
     let stack = Stack::new().await.unwrap();
     let store = stack.store(clock());
     let body = vec![b'x'; 200 * 1024];
-    let effects = Effects {
+    let effects = Effects::Apply {
+        change: None,
         actions: vec![Action::new("receipt", json!({"n": 1}))],
-        ..Effects::default()
     };
     store.record(&event("big", &body), &effects).await.unwrap();
     let record = raw_item(&stack, "EVENT#test#big", "EVENT").await;
@@ -213,9 +213,9 @@ async fn a_write_dynamodb_refuses_for_good_is_a_permanent_error_not_an_outage() 
     let stack = Stack::new().await.unwrap();
     let store = stack.store(clock());
     let huge: StateAttrs = [("blob".to_owned(), json!("y".repeat(420 * 1024)))].into();
-    let effects = Effects {
+    let effects = Effects::Apply {
         change: Some(change("big", 1, ChangeMode::Upsert, huge)),
-        ..Effects::default()
+        actions: Vec::new(),
     };
     let err = store
         .record(&event("huge", b"{}"), &effects)
@@ -235,14 +235,14 @@ fn describe_huge(v: &Verified<'_>) -> Result<Described, ParseError> {
         event_id: body["id"].as_str().unwrap_or_default().to_owned(),
         event_type: "thing.changed".into(),
         provider_ts: NOW * 1000,
-        effects: Effects {
+        effects: Effects::Apply {
             change: Some(change(
                 "huge",
                 1,
                 ChangeMode::Upsert,
                 [("blob".to_owned(), json!("y".repeat(420 * 1024)))].into(),
             )),
-            ..Effects::default()
+            actions: Vec::new(),
         },
     })
 }
@@ -258,6 +258,7 @@ async fn the_receiver_quarantines_what_the_store_refuses_for_good() {
         content: ContentKind::Json,
         sender_timeout: std::time::Duration::from_secs(10),
         describe: describe_huge,
+        action_kinds: &[],
     };
     let rx = local_receiver(
         spec.clone(),
@@ -280,7 +281,7 @@ async fn the_receiver_quarantines_what_the_store_refuses_for_good() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(record.status, "quarantined");
+    assert_eq!(record.status, hookline::store::Outcome::Quarantined);
     assert!(record.reason.unwrap().starts_with("not storable"));
 }
 
@@ -295,7 +296,7 @@ async fn a_quarantined_event_replays_once_with_its_state_and_followups() {
         .await
         .unwrap();
     assert_eq!(quarantined.outcome, Outcome::Quarantined);
-    let effects = Effects {
+    let effects = Effects::Apply {
         change: Some(change(
             "q1",
             1,
@@ -303,13 +304,12 @@ async fn a_quarantined_event_replays_once_with_its_state_and_followups() {
             [("a".to_owned(), json!(1))].into(),
         )),
         actions: vec![Action::new("receipt", json!({}))],
-        ignored: false,
     };
     let replayed = store.replay(&event("evt_q", body), &effects).await.unwrap();
     assert_eq!(replayed.outcome, Outcome::Accepted);
     assert_eq!(replayed.enqueue.len(), 1);
     let record = store.get_event("test", "evt_q").await.unwrap().unwrap();
-    assert_eq!(record.status, "accepted");
+    assert_eq!(record.status, hookline::store::Outcome::Accepted);
     assert_eq!(record.outbox.len(), 1);
     assert_eq!(
         store
@@ -363,10 +363,7 @@ async fn the_store_keeps_what_the_ordering_rule_says() {
             deleted: *d,
         });
         let applies = supersedes(&change, id, current.as_ref());
-        let effects = Effects {
-            change: Some(change),
-            ..Effects::default()
-        };
+        let effects = Effects::apply(Some(change), Vec::new());
         let done = store.record(&event(id, b"{}"), &effects).await.unwrap();
         let expected = if applies {
             Outcome::Accepted

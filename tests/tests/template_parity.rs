@@ -458,3 +458,61 @@ fn the_worker_in_template_runs_the_timers_the_code_validates() {
     assert_eq!(deployed, d, "the template sets the code's defaults");
     assert_eq!(deployed.validate(), Ok(()));
 }
+
+#[test]
+fn every_declared_action_kind_has_a_template_parameter_and_a_worker_target() {
+    let t = template();
+    let env = t["Resources"]["FollowupWorkerFunction"]["Properties"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    let mut declared = BTreeSet::new();
+    for spec in hookline_cli::receivers() {
+        for kind in spec.action_kinds {
+            declared.insert(*kind);
+            let camel: String = kind
+                .split('_')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            let param = format!("Action{camel}Url");
+            assert!(
+                t["Parameters"][param.as_str()].is_mapping(),
+                "{}: kind {kind} has no template parameter {param}",
+                spec.function
+            );
+            let var = format!(
+                "{}{}_URL",
+                hookline::config::ACTION_URL_PREFIX,
+                kind.to_ascii_uppercase()
+            );
+            assert_eq!(
+                env.get(var.as_str()).and_then(ref_of),
+                Some(param.as_str()),
+                "{}: the worker's {var} is !Ref {param}",
+                spec.function
+            );
+        }
+    }
+    // No target the worker is given for a kind no receiver declares.
+    let targets: BTreeSet<String> = env
+        .keys()
+        .filter_map(Value::as_str)
+        .filter(|k| k.starts_with(hookline::config::ACTION_URL_PREFIX) && k.ends_with("_URL"))
+        .map(str::to_owned)
+        .collect();
+    let wanted: BTreeSet<String> = declared
+        .iter()
+        .map(|k| {
+            format!(
+                "{}{}_URL",
+                hookline::config::ACTION_URL_PREFIX,
+                k.to_ascii_uppercase()
+            )
+        })
+        .collect();
+    assert_eq!(targets, wanted);
+}

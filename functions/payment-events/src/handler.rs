@@ -102,6 +102,9 @@ pub const ACCESS: &str = "access";
 pub const FULFILMENT: &str = "fulfilment";
 /// Follow-up: tell an administrator about a failed payment.
 pub const NOTIFY_ADMIN: &str = "notify_admin";
+/// Every action kind this mapping emits (event actions, and its syncs' targets): the receiver's
+/// [`hookline::receiver::ReceiverSpec::action_kinds`].
+pub const ACTION_KINDS: &[&str] = &[RECEIPT, NOTIFY_ADMIN, PROVISION_ACCESS, REVOKE_ACCESS];
 
 /// Parses a verified Stripe delivery and maps it.
 pub fn describe(v: &Verified<'_>) -> Result<Described, ParseError> {
@@ -125,14 +128,11 @@ pub fn describe_event(event: &Event) -> Described {
         Payload::SubscriptionCreated(s) => subscription(s, Stage::Created, ts),
         Payload::SubscriptionUpdated(s) => subscription(s, Stage::Updated, ts),
         Payload::SubscriptionDeleted(s) => subscription(s, Stage::Deleted, ts),
-        Payload::InvoicePaid(i) => invoice(event, i, true, ts),
-        Payload::InvoicePaymentFailed(i) => invoice(event, i, false, ts),
-        Payload::PaymentIntentSucceeded(p) => payment_intent(event, p, true, ts),
-        Payload::PaymentIntentPaymentFailed(p) => payment_intent(event, p, false, ts),
-        Payload::Unhandled => Effects {
-            ignored: true,
-            ..Effects::default()
-        },
+        Payload::InvoicePaid(i) => invoice(event, i, Attempt::Succeeded, ts),
+        Payload::InvoicePaymentFailed(i) => invoice(event, i, Attempt::Failed, ts),
+        Payload::PaymentIntentSucceeded(p) => payment_intent(event, p, Attempt::Succeeded, ts),
+        Payload::PaymentIntentPaymentFailed(p) => payment_intent(event, p, Attempt::Failed, ts),
+        Payload::Unhandled => Effects::Ignored,
     };
     Described {
         event_id: event.id.clone(),
@@ -209,7 +209,7 @@ impl Provision<'_> {
 /// `unpaid`: nothing is fulfilled, the admin is told. No guard: a session whose delayed payment
 /// failed never succeeds later (the customer starts a new session).
 fn checkout_failed(event: &Event, s: &CheckoutSession, ts: i64) -> Effects {
-    Effects {
+    Effects::Apply {
         change: checkout_change(s, ts),
         actions: vec![Action::new(
             NOTIFY_ADMIN,
@@ -222,7 +222,6 @@ fn checkout_failed(event: &Event, s: &CheckoutSession, ts: i64) -> Effects {
                 "currency": s.currency,
             }),
         )],
-        ignored: false,
     }
 }
 
@@ -290,10 +289,9 @@ fn fulfilment(s: &CheckoutSession) -> SyncTarget {
 /// records the session; a one-time payment is fulfilled by the session's own sync, a
 /// subscription's access by the subscription's sync. No event action grants anything.
 fn checkout_completed(s: &CheckoutSession, ts: i64) -> Effects {
-    Effects {
+    Effects::Apply {
         change: checkout_change(s, ts),
         actions: Vec::new(),
-        ignored: false,
     }
 }
 
@@ -315,10 +313,9 @@ fn subscription(s: &Subscription, stage: Stage, ts: i64) -> Effects {
     if let Some(change) = change.as_mut() {
         change.sync = Some(access(s));
     }
-    Effects {
+    Effects::Apply {
         change,
         actions: Vec::new(),
-        ignored: false,
     }
 }
 
@@ -356,18 +353,33 @@ fn access(s: &Subscription) -> SyncTarget {
     }
 }
 
-fn invoice(event: &Event, i: &Invoice, paid: bool, ts: i64) -> Effects {
-    let amount = if paid { i.amount_paid } else { i.amount_due };
+/// How the payment attempt an invoice or payment-intent event reports ended: the event type
+/// says which (`invoice.paid` / `invoice.payment_failed`, `payment_intent.succeeded` /
+/// `payment_intent.payment_failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// Paid: a receipt for an invoice, nothing to tell for a payment intent.
+    Succeeded,
+    /// Failed: the admin is told, unless it is paid by the time the alert runs.
+    Failed,
+}
+
+fn invoice(event: &Event, i: &Invoice, attempt: Attempt, ts: i64) -> Effects {
+    let amount = match attempt {
+        Attempt::Succeeded => i.amount_paid,
+        Attempt::Failed => i.amount_due,
+    };
+    let payment_status = match attempt {
+        Attempt::Succeeded => "paid",
+        Attempt::Failed => "failed",
+    };
     let change = upsert(
         INVOICE,
         &i.id,
         ts,
         attrs([
             ("customer", json!(i.customer)),
-            (
-                "payment_status",
-                json!(if paid { "paid" } else { "failed" }),
-            ),
+            ("payment_status", json!(payment_status)),
             ("invoice_status", json!(i.status)),
             ("amount", json!(amount)),
             ("currency", json!(i.currency)),
@@ -375,8 +387,8 @@ fn invoice(event: &Event, i: &Invoice, paid: bool, ts: i64) -> Effects {
             ("attempt_count", json!(i.attempt_count)),
         ]),
     );
-    let action = if paid {
-        Action::new(
+    let action = match attempt {
+        Attempt::Succeeded => Action::new(
             RECEIPT,
             json!({
                 "invoice": i.id,
@@ -388,9 +400,8 @@ fn invoice(event: &Event, i: &Invoice, paid: bool, ts: i64) -> Effects {
                 "hosted_invoice_url": i.hosted_invoice_url,
                 "subscription": i.subscription_id(),
             }),
-        )
-    } else {
-        Action::new(
+        ),
+        Attempt::Failed => Action::new(
             NOTIFY_ADMIN,
             json!({
                 "event_type": event.event_type,
@@ -411,38 +422,37 @@ fn invoice(event: &Event, i: &Invoice, paid: bool, ts: i64) -> Effects {
             "payment_status",
             json!("paid"),
             "invoice paid meanwhile",
-        )
+        ),
     };
-    Effects {
+    Effects::Apply {
         change,
         actions: vec![action],
-        ignored: false,
     }
 }
 
-fn payment_intent(event: &Event, p: &PaymentIntent, succeeded: bool, ts: i64) -> Effects {
+fn payment_intent(event: &Event, p: &PaymentIntent, attempt: Attempt, ts: i64) -> Effects {
     let error = p.last_payment_error.as_ref();
     let message = error.and_then(|e| e.message.as_deref());
+    let (payment_status, last_error) = match attempt {
+        Attempt::Succeeded => ("succeeded", None),
+        Attempt::Failed => ("failed", message),
+    };
     let change = upsert(
         PAYMENT_INTENT,
         &p.id,
         ts,
         attrs([
             ("customer", json!(p.customer)),
-            (
-                "payment_status",
-                json!(if succeeded { "succeeded" } else { "failed" }),
-            ),
+            ("payment_status", json!(payment_status)),
             ("status", json!(p.status)),
             ("amount", json!(p.amount)),
             ("currency", json!(p.currency)),
-            ("last_error", json!(if succeeded { None } else { message })),
+            ("last_error", json!(last_error)),
         ]),
     );
-    let actions = if succeeded {
-        Vec::new()
-    } else {
-        vec![
+    let actions = match attempt {
+        Attempt::Succeeded => Vec::new(),
+        Attempt::Failed => vec![
             Action::new(
                 NOTIFY_ADMIN,
                 json!({
@@ -463,13 +473,9 @@ fn payment_intent(event: &Event, p: &PaymentIntent, succeeded: bool, ts: i64) ->
                 json!("succeeded"),
                 "payment intent succeeded meanwhile",
             ),
-        ]
+        ],
     };
-    Effects {
-        change,
-        actions,
-        ignored: false,
-    }
+    Effects::Apply { change, actions }
 }
 
 #[cfg(test)]
@@ -546,7 +552,11 @@ mod tests {
     }
 
     fn kinds(d: &Described) -> Vec<&str> {
-        d.effects.actions.iter().map(|a| a.kind.as_str()).collect()
+        d.effects
+            .actions()
+            .iter()
+            .map(|a| a.kind.as_str())
+            .collect()
     }
 
     fn c_sync(d: &Described) -> &SyncTarget {
@@ -554,7 +564,7 @@ mod tests {
     }
 
     fn change(d: &Described) -> &StateChange {
-        d.effects.change.as_ref().expect("a state change")
+        d.effects.change().expect("a state change")
     }
 
     /// Expected per sample: event id, created (s), entity (kind, id, version offset ms), actions.
@@ -664,11 +674,11 @@ mod tests {
             assert_eq!(d.event_type, name);
             assert_eq!(d.provider_ts, created * 1000, "{name}");
             assert_eq!(
-                d.effects.ignored,
+                d.effects.is_ignored(),
                 entity.is_none() && actions.is_empty(),
                 "{name}"
             );
-            match (entity, &d.effects.change) {
+            match (entity, d.effects.change()) {
                 (None, None) => {}
                 (Some((kind, eid, offset)), Some(c)) => {
                     assert_eq!(
@@ -686,7 +696,7 @@ mod tests {
                 (want, got) => panic!("{name}: expected {want:?}, got {got:?}"),
             }
             let mut got: Vec<String> = kinds(&d).into_iter().map(str::to_owned).collect();
-            if let Some(sync) = d.effects.change.as_ref().and_then(|c| c.sync.as_ref()) {
+            if let Some(sync) = d.effects.change().and_then(|c| c.sync.as_ref()) {
                 got.push(format!("sync:{}", sync.action));
             }
             assert_eq!(got, actions, "{name}");
@@ -740,7 +750,7 @@ mod tests {
             }
         );
         assert!(
-            d.effects.actions.is_empty(),
+            d.effects.actions().is_empty(),
             "access is a sync, not an event action"
         );
         let up = described("customer.subscription.updated");
@@ -777,7 +787,7 @@ mod tests {
                 ("attempt_count", json!(1)),
             ])
         );
-        let receipt = &paid.effects.actions[0].payload;
+        let receipt = &paid.effects.actions()[0].payload;
         assert_eq!(receipt["email"], "ada.lovelace@example.com");
         assert_eq!(receipt["amount_paid"], 1900);
         assert_eq!(receipt["number"], "HOOKL01-0001");
@@ -791,7 +801,7 @@ mod tests {
         let failed = described("invoice.payment_failed");
         assert_eq!(change(&failed).attrs["payment_status"], "failed");
         assert_eq!(change(&failed).attrs["amount"], 4900);
-        let notify = &failed.effects.actions[0].payload;
+        let notify = &failed.effects.actions()[0].payload;
         assert_eq!(notify["event_type"], "invoice.payment_failed");
         assert_eq!(notify["attempt_count"], 1);
         assert_eq!(notify["next_payment_attempt"], 1_752_843_601);
@@ -802,7 +812,7 @@ mod tests {
             "Your card has insufficient funds."
         );
         assert_eq!(
-            pi.effects.actions[0].payload,
+            pi.effects.actions()[0].payload,
             json!({"event_type": "payment_intent.payment_failed", "customer": CUS,
                    "payment_intent": "pi_3RlHkL2eHookLine0PayInt2", "amount": 4900,
                    "currency": "usd", "message": "Your card has insufficient funds.",
@@ -812,7 +822,7 @@ mod tests {
         assert_eq!(change(&ok).attrs["last_error"], Value::Null);
 
         for name in SAMPLES {
-            for a in &described(name).effects.actions {
+            for a in described(name).effects.actions() {
                 let text = a.payload.to_string();
                 assert!(text.len() < 512, "{name}: payload is small");
                 assert!(!text.contains("client_secret") && !text.contains("_secret_"));
@@ -826,7 +836,7 @@ mod tests {
         assert_eq!(change(&d).attrs["subscription"], SUB);
         assert_eq!(change(&d).attrs["email"], "ada.lovelace@example.com");
         assert!(
-            d.effects.actions.is_empty() && change(&d).sync.is_none(),
+            d.effects.actions().is_empty() && change(&d).sync.is_none(),
             "a subscription's checkout grants nothing: the subscription's sync does"
         );
         // Only a one-time payment is fulfilled, by the session's own sync, never by an action.
@@ -847,7 +857,7 @@ mod tests {
                 v["data"]["object"]["payment_status"] = status.into();
                 v["data"]["object"]["mode"] = mode.into();
                 let d = from_value(&v).unwrap();
-                assert!(d.effects.actions.is_empty(), "{name} {status} {mode}");
+                assert!(d.effects.actions().is_empty(), "{name} {status} {mode}");
                 let sync = change(&d).sync.as_ref();
                 assert_eq!(sync.map(|s| !s.baseline), fulfils, "{name} {status} {mode}");
                 if let Some(s) = sync {
@@ -882,7 +892,7 @@ mod tests {
     #[test]
     fn failure_alerts_are_guarded_by_the_payment_succeeding_later() {
         use hookline::store::{EntityRef, Guard};
-        let guard = |name: &str| described(name).effects.actions[0].guard.clone();
+        let guard = |name: &str| described(name).effects.actions()[0].guard.clone();
         assert_eq!(
             guard("invoice.payment_failed"),
             Some(Guard::UnlessAttr {
@@ -927,17 +937,10 @@ mod tests {
         assert_eq!(d.event_id, "evt_1RaHkL2eHookLine0Cust001");
         assert_eq!(d.event_type, "customer.created");
         assert_eq!(d.provider_ts, 1_749_988_800_000);
-        assert_eq!(
-            d.effects,
-            Effects {
-                change: None,
-                actions: vec![],
-                ignored: true
-            }
-        );
+        assert_eq!(d.effects, Effects::Ignored);
         let mut v = value("invoice.paid");
         v["type"] = "radar.early_fraud_warning.created".into();
-        assert!(from_value(&v).unwrap().effects.ignored);
+        assert!(from_value(&v).unwrap().effects.is_ignored());
     }
 
     #[test]
@@ -957,7 +960,7 @@ mod tests {
                 }
                 let d = from_value(&v).unwrap();
                 assert_eq!(change(&d).attrs["customer"], Value::Null, "{name}");
-                assert!(!d.effects.ignored);
+                assert!(!d.effects.is_ignored());
                 assert_eq!(kinds(&d), actions, "{name}");
             }
         }
@@ -1022,7 +1025,7 @@ mod tests {
             // A metadata-only update: access is derived from the state, not from the change.
             v["data"]["previous_attributes"] = json!({"metadata": {}});
             let d = from_value(&v).unwrap();
-            assert!(d.effects.actions.is_empty());
+            assert!(d.effects.actions().is_empty());
             let s = c_sync(&d);
             (s.action.clone(), s.baseline)
         };

@@ -17,5 +17,6 @@ pub fn spec() -> ReceiverSpec {
         // Stripe and Svix give up on an attempt after about 15 s; stay well inside it.
         sender_timeout: std::time::Duration::from_secs(10),
         describe: handler::describe,
+        action_kinds: handler::ACTION_KINDS,
     }
 }

@@ -35,6 +35,9 @@ pub const USER: &str = "user";
 pub const WELCOME: &str = "welcome";
 /// Follow-up: record the lifecycle event in analytics.
 pub const ANALYTICS: &str = "analytics";
+/// Every action kind this mapping emits: the receiver's
+/// [`hookline::receiver::ReceiverSpec::action_kinds`].
+pub const ACTION_KINDS: &[&str] = &[WELCOME, ANALYTICS];
 
 /// Parses a verified delivery and maps it, keyed by its Standard Webhooks message id.
 pub fn describe(v: &Verified<'_>) -> Result<Described, ParseError> {
@@ -70,21 +73,19 @@ pub fn describe_event(event: &Event, message_id: &str, delivery_ts_ms: Option<i6
     let effects = match &event.payload {
         Payload::Created(u) => {
             let version = u.updated_at.or(u.created_at).unwrap_or(order_ts);
-            Effects {
+            Effects::Apply {
                 change: Some(upsert(u, version)),
                 actions: vec![
                     welcome(u).unless_deleted(USER, &u.id),
                     analytics(event, &u.id, event_ts),
                 ],
-                ignored: false,
             }
         }
-        Payload::Updated(u) => Effects {
+        Payload::Updated(u) => Effects::Apply {
             change: Some(upsert(u, u.updated_at.unwrap_or(order_ts))),
             actions: vec![analytics(event, &u.id, event_ts)],
-            ignored: false,
         },
-        Payload::Deleted(d) => Effects {
+        Payload::Deleted(d) => Effects::Apply {
             change: Some(StateChange {
                 entity_kind: USER.to_owned(),
                 entity_id: d.id.clone(),
@@ -94,12 +95,8 @@ pub fn describe_event(event: &Event, message_id: &str, delivery_ts_ms: Option<i6
                 sync: None,
             }),
             actions: vec![analytics(event, &d.id, event_ts)],
-            ignored: false,
         },
-        Payload::Unhandled => Effects {
-            ignored: true,
-            ..Effects::default()
-        },
+        Payload::Unhandled => Effects::Ignored,
     };
     Described {
         event_id: message_id.to_owned(),
@@ -187,11 +184,15 @@ mod tests {
     }
 
     fn change(d: &Described) -> &StateChange {
-        d.effects.change.as_ref().expect("a state change")
+        d.effects.change().expect("a state change")
     }
 
     fn kinds(d: &Described) -> Vec<&str> {
-        d.effects.actions.iter().map(|a| a.kind.as_str()).collect()
+        d.effects
+            .actions()
+            .iter()
+            .map(|a| a.kind.as_str())
+            .collect()
     }
 
     #[test]
@@ -219,12 +220,12 @@ mod tests {
         );
         assert_eq!(kinds(&d), [WELCOME, ANALYTICS]);
         assert_eq!(
-            d.effects.actions[0].payload,
+            d.effects.actions()[0].payload,
             json!({"user_id": USER_ID, "email": "ada.lovelace@example.com",
                    "first_name": "Ada", "last_name": "Lovelace"})
         );
         assert_eq!(
-            d.effects.actions[1].payload,
+            d.effects.actions()[1].payload,
             json!({"event": "user.created", "user_id": USER_ID, "timestamp": 1_749_988_800_902_i64})
         );
     }
@@ -261,7 +262,7 @@ mod tests {
         );
         assert!(c.attrs.is_empty());
         assert_eq!(kinds(&d), [ANALYTICS]);
-        assert_eq!(d.effects.actions[0].payload["event"], "user.deleted");
+        assert_eq!(d.effects.actions()[0].payload["event"], "user.deleted");
     }
 
     #[test]
@@ -289,14 +290,7 @@ mod tests {
         assert_eq!(d.event_type, "session.created");
         assert_eq!(d.event_id, "msg_test");
         assert_eq!(d.provider_ts, 1_749_988_801_207);
-        assert_eq!(
-            d.effects,
-            Effects {
-                change: None,
-                actions: vec![],
-                ignored: true
-            }
-        );
+        assert_eq!(d.effects, Effects::Ignored);
     }
 
     #[test]
@@ -352,7 +346,7 @@ mod tests {
         let c = change(&d);
         assert_eq!(c.entity_id, "u_1");
         assert!(c.attrs.values().all(Value::is_null));
-        assert_eq!(d.effects.actions[0].payload["email"], Value::Null);
+        assert_eq!(d.effects.actions()[0].payload["email"], Value::Null);
     }
 
     #[test]
@@ -443,7 +437,7 @@ mod tests {
             let body = json!({"type": kind, "timestamp": ts,
                 "data": {"id": "u", "updated_at": updated, "created_at": updated}});
             let d = describe_json(&serde_json::to_vec(&body).unwrap(), Some("m"), signed).unwrap();
-            prop_assert_eq!(d.effects.ignored, kind == "x");
+            prop_assert_eq!(d.effects.is_ignored(), kind == "x");
         }
     }
 }

@@ -19,8 +19,9 @@ use super::schema::{
     SOURCE_SK, TTL_ATTR, entity_pk, event_pk, pending_pk, source_pk, source_pks,
 };
 use super::{
-    ActionStatus, ChangeMode, Effects, EntityRecord, EntityRef, EventRecord, FollowUp, Guard,
-    NewEvent, OutboxEntry, Outcome, StateAttrs, StateChange, StoreError, SyncRecord, SyncTarget,
+    Action, ActionStatus, ChangeMode, Effects, EntityRecord, EntityRef, EventRecord, FollowUp,
+    Guard, NewEvent, OutboxEntry, Outcome, StateAttrs, StateChange, StoreError, SyncRecord,
+    SyncTarget,
 };
 use crate::clock::SharedClock;
 
@@ -237,18 +238,20 @@ impl EventStore {
     pub fn plan(&self, event: &NewEvent<'_>, effects: &Effects) -> Result<RecordPlan, StoreError> {
         let now = self.clock.now_millis();
         let body = self.body_put(event, now)?;
-        if effects.ignored {
-            return Ok(RecordPlan {
-                event: self.event_put(event, Outcome::Ignored, now, &Effects::default(), None)?,
-                body,
-                update: None,
-                outcome: Outcome::Ignored,
-                enqueue: Vec::new(),
-                stale: None,
-            });
-        }
-        let actions: Vec<FollowUp> = effects
-            .actions
+        let (change, actions) = match effects {
+            Effects::Ignored => {
+                return Ok(RecordPlan {
+                    event: self.event_put(event, Outcome::Ignored, now, None, &[], None)?,
+                    body,
+                    update: None,
+                    outcome: Outcome::Ignored,
+                    enqueue: Vec::new(),
+                    stale: None,
+                });
+            }
+            Effects::Apply { change, actions } => (change.as_ref(), actions.as_slice()),
+        };
+        let follow: Vec<FollowUp> = actions
             .iter()
             .map(|a| FollowUp::Action {
                 source: event.source.to_owned(),
@@ -256,8 +259,8 @@ impl EventStore {
                 action: a.kind.clone(),
             })
             .collect();
-        let mut enqueue = actions.clone();
-        if let Some(change) = &effects.change
+        let mut enqueue = follow.clone();
+        if let Some(change) = change
             && let Some(sync) = &change.sync
         {
             enqueue.push(FollowUp::Sync {
@@ -267,19 +270,17 @@ impl EventStore {
                 sync: sync.name.clone(),
             });
         }
-        let update = effects
-            .change
-            .as_ref()
+        let update = change
             .map(|change| self.change_update(change, event, now))
             .transpose()?;
-        let stale = if effects.change.is_some() {
-            let put = self.event_put(event, Outcome::Stale, now, effects, None)?;
-            Some((put, actions))
+        let stale = if change.is_some() {
+            let put = self.event_put(event, Outcome::Stale, now, change, actions, None)?;
+            Some((put, follow))
         } else {
             None
         };
         Ok(RecordPlan {
-            event: self.event_put(event, Outcome::Accepted, now, effects, None)?,
+            event: self.event_put(event, Outcome::Accepted, now, change, actions, None)?,
             body,
             update,
             outcome: Outcome::Accepted,
@@ -296,13 +297,7 @@ impl EventStore {
         reason: &str,
     ) -> Result<Committed, StoreError> {
         let now = self.clock.now_millis();
-        let put = self.event_put(
-            event,
-            Outcome::Quarantined,
-            now,
-            &Effects::default(),
-            Some(reason),
-        )?;
+        let put = self.event_put(event, Outcome::Quarantined, now, None, &[], Some(reason))?;
         let body = self.body_put(event, now)?;
         self.put_event(put, body, Outcome::Quarantined, Vec::new())
             .await
@@ -469,7 +464,8 @@ impl EventStore {
         event: &NewEvent<'_>,
         outcome: Outcome,
         now: i64,
-        effects: &Effects,
+        change: Option<&StateChange>,
+        actions: &[Action],
         reason: Option<&str>,
     ) -> Result<Put, StoreError> {
         let pk = event_pk(event.source, event.event_id);
@@ -491,7 +487,7 @@ impl EventStore {
         if let Some(reason) = reason {
             item.insert("reason".into(), s(reason));
         }
-        if let Some(change) = &effects.change
+        if let Some(change) = change
             && change.sync.is_some()
             && outcome == Outcome::Accepted
         {
@@ -501,8 +497,7 @@ impl EventStore {
                 item.insert("entity_sync".into(), s(&sync.name));
             }
         }
-        let outbox: Item = effects
-            .actions
+        let outbox: Item = actions
             .iter()
             .map(|a| {
                 let mut entry = HashMap::from([
@@ -891,7 +886,8 @@ pub(super) fn parse_event(item: &Item) -> Result<EventRecord, StoreError> {
         function: get_s(item, "function")?.to_owned(),
         event_id: get_s(item, "event_id")?.to_owned(),
         event_type: get_s(item, "event_type")?.to_owned(),
-        status: get_s(item, "status")?.to_owned(),
+        status: Outcome::parse_stored(get_s(item, "status")?)
+            .ok_or_else(|| StoreError::Corrupt("event status".into()))?,
         reason: opt_s(item, "reason").map(str::to_owned),
         provider_ts: get_n(item, "provider_ts")?,
         received_at: get_n(item, SOURCE_SK)?,
@@ -995,6 +991,32 @@ mod tests {
         );
         current.insert(GUARD.to_owned(), s("not json"));
         assert!(parse_outbox_entry("welcome", &current).is_err());
+    }
+
+    #[test]
+    fn an_event_record_with_an_unknown_status_is_corrupt() {
+        let mut item: Item = HashMap::from([
+            ("source".to_owned(), s("stripe")),
+            ("function".to_owned(), s("payment-events")),
+            ("event_id".to_owned(), s("evt_1")),
+            ("event_type".to_owned(), s("invoice.paid")),
+            ("status".to_owned(), s("stale")),
+            ("provider_ts".to_owned(), n(1)),
+            (SOURCE_SK.to_owned(), n(2)),
+            ("body_sha256".to_owned(), s("00")),
+            (TTL_ATTR.to_owned(), n(3)),
+        ]);
+        assert_eq!(
+            parse_event(&item).map(|e| e.status).ok(),
+            Some(Outcome::Stale)
+        );
+        for unknown in ["duplicate", "ACCEPTED", "done"] {
+            item.insert("status".to_owned(), s(unknown));
+            assert!(
+                matches!(parse_event(&item), Err(StoreError::Corrupt(_))),
+                "{unknown}"
+            );
+        }
     }
 
     #[test]

@@ -35,7 +35,9 @@ use super::reconcile::{ENTRY_CHECK_AT, ENTRY_REQUEUES, SYNC_REQUEUES, earliest_o
 use super::schema::{
     ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, entity_pk, event_pk, pending_pk,
 };
-use super::{ActionStatus, EntityRecord, EventStore, Guard, OutboxEntry, StoreError, SyncTarget};
+use super::{
+    ActionStatus, EntityRecord, EventStore, Guard, OutboxEntry, RetryScope, StoreError, SyncTarget,
+};
 
 /// A claimed event action: the lease is ours until `lease_until`.
 #[derive(Debug, Clone, PartialEq)]
@@ -753,29 +755,29 @@ impl EventStore {
             .is_some_and(|item| item.get(DELETED).and_then(|v| v.as_bool().ok()) == Some(&true)))
     }
 
-    /// An operator's retry of an event action that is FAILED or SKIPPED (or, with `force`, also
-    /// DONE): back to PENDING with a new generation (a new `Idempotency-Key`), attempts reset.
-    /// False when it was not in a retryable state (or is running now).
+    /// An operator's retry of an event action in a state `scope` covers (FAILED or SKIPPED, and
+    /// with [`RetryScope::AlsoDone`] DONE too): back to PENDING with a new generation (a new
+    /// `Idempotency-Key`), attempts reset. False when it was not in a state `scope` covers (or is
+    /// running now).
     pub async fn retry_action(
         &self,
         source: &str,
         event_id: &str,
         action: &str,
-        force: bool,
+        scope: RetryScope,
     ) -> Result<bool, StoreError> {
         let now = self.clock.now_millis();
         let token = lease_token();
         let pk = event_pk(source, event_id);
-        let (condition, done) = if force {
-            (
+        let (condition, done) = match scope {
+            RetryScope::AlsoDone => (
                 "#o.#k.#st IN (:failed, :skipped, :done)",
                 Some(HashMap::from([(
                     ":done".to_owned(),
                     s(ActionStatus::Done.as_str()),
                 )])),
-            )
-        } else {
-            ("#o.#k.#st IN (:failed, :skipped)", None)
+            ),
+            RetryScope::FailedOrSkipped => ("#o.#k.#st IN (:failed, :skipped)", None),
         };
         let mut req = self
             .client

@@ -44,6 +44,11 @@ use serde::{Deserialize, Serialize};
 
 /// Kinds of follow-up action the functions emit. The worker refuses to start unless each has a
 /// target (`ACTION_<KIND>_URL`, an `https://` URL or `disabled`), so no kind is skipped silently.
+///
+/// Each receiver declares its own kinds once, on its
+/// [`ReceiverSpec::action_kinds`](crate::receiver::ReceiverSpec::action_kinds); this list is
+/// their union (the worker links no mapping), and tests/tests/action_kinds.rs fails when it is
+/// not, or when a mapping emits a kind its receiver does not declare.
 pub const ACTION_KINDS: &[&str] = &[
     "receipt",
     "provision_access",
@@ -259,15 +264,47 @@ pub struct NewEvent<'a> {
     pub body: &'a [u8],
 }
 
-/// What a receiver's mapping decided for one event.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Effects {
-    /// The state change, if the event describes one.
-    pub change: Option<StateChange>,
-    /// Event actions to run once the event is durable.
-    pub actions: Vec<Action>,
-    /// True when the event type is not handled by this function: recorded as `ignored`.
-    pub ignored: bool,
+/// What a receiver's mapping decided for one event: ignored, or a state change and event
+/// actions to apply. An ignored event carries neither, by construction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effects {
+    /// The event type is not handled by this function: recorded as `ignored`, nothing applied.
+    Ignored,
+    /// The event is handled: recorded as `accepted` (or `stale`).
+    Apply {
+        /// The state change, if the event describes one.
+        change: Option<StateChange>,
+        /// Event actions to run once the event is durable.
+        actions: Vec<Action>,
+    },
+}
+
+impl Effects {
+    /// A handled event's `change` and `actions`.
+    pub fn apply(change: Option<StateChange>, actions: Vec<Action>) -> Self {
+        Self::Apply { change, actions }
+    }
+
+    /// The state change to apply (`None` for an ignored event, or one that changes no state).
+    pub fn change(&self) -> Option<&StateChange> {
+        match self {
+            Self::Ignored => None,
+            Self::Apply { change, .. } => change.as_ref(),
+        }
+    }
+
+    /// The event actions to run (none for an ignored event).
+    pub fn actions(&self) -> &[Action] {
+        match self {
+            Self::Ignored => &[],
+            Self::Apply { actions, .. } => actions,
+        }
+    }
+
+    /// True when the event type is not handled: recorded as `ignored`.
+    pub fn is_ignored(&self) -> bool {
+        matches!(self, Self::Ignored)
+    }
 }
 
 /// One follow-up: what a queue message carries.
@@ -330,8 +367,9 @@ impl FollowUp {
     }
 }
 
-/// The outcome of recording an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outcome of recording an event; all but `Duplicate` are also the stored record's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// New event: state applied (if any), its follow-ups PENDING.
     Accepted,
@@ -355,6 +393,46 @@ impl Outcome {
             Self::Stale => "stale",
             Self::Ignored => "ignored",
             Self::Quarantined => "quarantined",
+        }
+    }
+
+    /// Parses a stored record's `status`: `accepted`, `stale`, `ignored` or `quarantined`
+    /// (`duplicate` is an answer, never stored).
+    pub fn parse_stored(s: &str) -> Option<Self> {
+        Some(match s {
+            "accepted" => Self::Accepted,
+            "stale" => Self::Stale,
+            "ignored" => Self::Ignored,
+            "quarantined" => Self::Quarantined,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.status())
+    }
+}
+
+/// Which final states an operator's retry of an event action resets
+/// ([`EventStore::retry_action`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryScope {
+    /// FAILED or SKIPPED only: what never reached its target, or was not sent.
+    FailedOrSkipped,
+    /// DONE too: the target gets one more POST, with a new `Idempotency-Key`
+    /// (`hookline followups retry --force`, after a confirmation).
+    AlsoDone,
+}
+
+impl RetryScope {
+    /// True when a retry of this scope resets a follow-up in `status`.
+    pub fn covers(self, status: ActionStatus) -> bool {
+        match status {
+            ActionStatus::Failed | ActionStatus::Skipped => true,
+            ActionStatus::Done => self == Self::AlsoDone,
+            ActionStatus::Pending | ActionStatus::Running => false,
         }
     }
 }
@@ -438,8 +516,8 @@ pub struct EventRecord {
     pub event_id: String,
     /// Provider event type (empty for a quarantined body that had none).
     pub event_type: String,
-    /// `accepted`, `stale`, `ignored` or `quarantined`.
-    pub status: String,
+    /// `accepted`, `stale`, `ignored` or `quarantined` (never `duplicate`).
+    pub status: Outcome,
     /// Why it was quarantined (the parse error's kind and position, never a body value).
     pub reason: Option<String>,
     /// Provider timestamp, ms.
@@ -607,6 +685,61 @@ mod tests {
             Some("entity deleted")
         );
         assert_eq!(deleted.fails(Some(&entity(false, "paid"))), None);
+    }
+
+    #[test]
+    fn an_ignored_event_carries_no_change_and_no_action() {
+        assert_eq!(Effects::Ignored.change(), None);
+        assert!(Effects::Ignored.actions().is_empty());
+        assert!(Effects::Ignored.is_ignored());
+        let change = StateChange {
+            entity_kind: "invoice".into(),
+            entity_id: "in_1".into(),
+            version: 1,
+            mode: ChangeMode::Upsert,
+            attrs: StateAttrs::new(),
+            sync: None,
+        };
+        let apply = Effects::apply(
+            Some(change.clone()),
+            vec![Action::new("receipt", json!({}))],
+        );
+        assert!(!apply.is_ignored());
+        assert_eq!(apply.change(), Some(&change));
+        assert_eq!(apply.actions()[0].kind, "receipt");
+        assert!(!Effects::apply(None, Vec::new()).is_ignored());
+    }
+
+    #[test]
+    fn stored_statuses_read_back_as_their_outcome_and_nothing_else_does() {
+        for o in [
+            Outcome::Accepted,
+            Outcome::Stale,
+            Outcome::Ignored,
+            Outcome::Quarantined,
+        ] {
+            assert_eq!(Outcome::parse_stored(o.status()), Some(o));
+            assert_eq!(serde_json::to_value(o).unwrap(), json!(o.status()));
+            assert_eq!(o.to_string(), o.status());
+        }
+        for other in ["duplicate", "ACCEPTED", "", "rejected"] {
+            assert_eq!(Outcome::parse_stored(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_retry_scope_covers_done_only_when_it_says_so() {
+        use ActionStatus::*;
+        for st in [Failed, Skipped] {
+            assert!(RetryScope::FailedOrSkipped.covers(st), "{st:?}");
+            assert!(RetryScope::AlsoDone.covers(st), "{st:?}");
+        }
+        assert!(!RetryScope::FailedOrSkipped.covers(Done));
+        assert!(RetryScope::AlsoDone.covers(Done));
+        for st in [Pending, Running] {
+            assert!(!RetryScope::FailedOrSkipped.covers(st), "{st:?}");
+            assert!(!RetryScope::AlsoDone.covers(st), "{st:?}");
+        }
     }
 
     #[test]
