@@ -172,6 +172,16 @@ async fn transition(
     req: UpdateItemFluentBuilder,
     stamp: &Stamp<'_>,
 ) -> Result<Transition, StoreError> {
+    transition_if(req, stamp.status.as_str(), |item| stamp.on(item)).await
+}
+
+/// [`transition`] for a write whose own mark is not a token beside a status: `ours` says whether
+/// the item a refused retry found is this write's own (`label` names it in the log line).
+async fn transition_if(
+    req: UpdateItemFluentBuilder,
+    label: &str,
+    ours: impl Fn(&Item) -> bool,
+) -> Result<Transition, StoreError> {
     let res = req
         .return_values(ReturnValue::AllNew)
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -185,9 +195,9 @@ async fn transition(
                 _ => None,
             };
             match old {
-                Some(item) if stamp.on(&item) => {
+                Some(item) if ours(&item) => {
                     tracing::info!(
-                        status = stamp.status.as_str(),
+                        status = label,
                         "a retried transition found its own earlier write"
                     );
                     Ok(Transition::Written(item))
@@ -697,7 +707,7 @@ impl EventStore {
         };
         let seq = sync.seq.saturating_add(1);
         let pk = entity_pk(&entity.kind, &entity.id);
-        let res = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -716,25 +726,15 @@ impl EventStore {
             .expression_attribute_values(":claimed", n(sync.seq))
             .expression_attribute_values(":lease", s(lease))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Some(seq)),
-            Err(e) if is_condition_failure(&e) => {
-                let old = e.as_service_error().and_then(|se| match se {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
-                    _ => None,
-                });
-                let ours = old.as_ref().is_some_and(|old| {
-                    opt_s(old, SYNC_LEASE) == Some(lease)
-                        && opt_n(old, SYNC_SEQ) == Some(seq)
-                        && parse_target(old, SYNC_SENT).ok().flatten().as_ref() == Some(state)
-                });
-                Ok(ours.then_some(seq))
-            }
-            Err(e) => Err(dynamo_err("UpdateItem", e)),
+            .expression_attribute_values(":one", n(1));
+        let ours = |old: &Item| {
+            opt_s(old, SYNC_LEASE) == Some(lease)
+                && opt_n(old, SYNC_SEQ) == Some(seq)
+                && parse_target(old, SYNC_SENT).ok().flatten().as_ref() == Some(state)
+        };
+        match transition_if(req, "sent", ours).await? {
+            Transition::Written(_) => Ok(Some(seq)),
+            Transition::Refused(_) => Ok(None),
         }
     }
 
