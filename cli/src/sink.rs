@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
+use hookline::followup;
 use hookline::store::FollowUp;
-use hookline::store::lifecycle;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -199,11 +199,11 @@ pub async fn serve(listener: TcpListener, args: &SinkArgs) -> anyhow::Result<()>
 }
 
 /// The follow-up an `Idempotency-Key` names, parsed by the store's own
-/// [`lifecycle::parse_key`], as the record's `followup`: `{kind: "action", source, event_id,
+/// [`followup::parse_key`], as the record's `followup`: `{kind: "action", source, event_id,
 /// action, generation}` or `{kind: "sync", source, entity_kind, entity_id, action (the sync's
 /// name), seq, generation}`; `None` for a key no follow-up could carry.
 pub fn followup_json(key: &str) -> Option<Value> {
-    let parts = lifecycle::parse_key(key).ok()?;
+    let parts = followup::parse_key(key).ok()?;
     Some(match parts.followup {
         FollowUp::Action {
             source,
@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn the_record_names_the_followup_its_key_carries() {
-        let key = lifecycle::sync_key("stripe", "subscription", "sub_1", 3, "access", 1);
+        let key = followup::sync_key("stripe", "subscription", "sub_1", 3, "access", 1);
         assert_eq!(
             followup_json(&key),
             Some(
@@ -390,7 +390,7 @@ mod tests {
                         "entity_id": "sub_1", "action": "access", "seq": 3, "generation": 1})
             )
         );
-        let key = lifecycle::action_key("users", "msg_1", "welcome", 0);
+        let key = followup::action_key("users", "msg_1", "welcome", 0);
         assert_eq!(
             followup_json(&key),
             Some(

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use hookline::store::lifecycle::Timers;
+use hookline::followup::Timers;
 use hookline::store::{ActionStatus, NewEvent};
 use hookline::worker::Worker;
 use hookline_tests::{LOCAL_SECRET, Stack, Target, init_test_log, local_receiver};

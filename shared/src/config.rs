@@ -5,12 +5,18 @@
 //! environment.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::allowlist::SourceAllowlist;
+use crate::clock::SharedClock;
 use crate::secret::Secrets;
-use crate::secrets::{DEFAULT_MAX_AGE_SECS, DEFAULT_REFRESH_INTERVAL_SECS, RefreshPolicy};
+use crate::secrets::{
+    DEFAULT_MAX_AGE_SECS, DEFAULT_REFRESH_INTERVAL_SECS, RefreshPolicy, RefreshingVerifier,
+    SecretsError, SecretsManagerFetch,
+};
 use crate::verify::DEFAULT_TOLERANCE_SECS;
+use crate::verify::{Scheme, Verifier};
 
 /// Comma-separated signing secrets (rotation: old and new at once), for local use.
 pub const WEBHOOK_SECRETS: &str = "WEBHOOK_SECRETS";
@@ -190,6 +196,27 @@ pub enum SecretsConfig {
 }
 
 impl SecretsConfig {
+    /// Builds the verifier this configuration asks for: fixed secrets, or Secrets Manager through
+    /// the SDK configuration `sdk` (read now, and re-read per the policy).
+    pub async fn verifier(
+        &self,
+        scheme: Scheme,
+        tolerance_secs: i64,
+        sdk: &aws_config::SdkConfig,
+        clock: SharedClock,
+    ) -> Result<RefreshingVerifier, SecretsError> {
+        match self {
+            Self::Fixed(secrets) => Ok(Verifier::new(scheme, secrets.clone(), tolerance_secs)?
+                .with_clock(clock)
+                .into()),
+            Self::SecretsManager { secret_id, policy } => {
+                let client = aws_sdk_secretsmanager::Client::new(sdk);
+                let fetch = Arc::new(SecretsManagerFetch::new(client, secret_id.clone()));
+                RefreshingVerifier::load(scheme, tolerance_secs, fetch, *policy, clock).await
+            }
+        }
+    }
+
     /// Reads exactly one of [`WEBHOOK_SECRETS_ID`] and [`WEBHOOK_SECRETS`].
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
         match (src.get(WEBHOOK_SECRETS_ID), src.get(WEBHOOK_SECRETS)) {
@@ -296,7 +323,7 @@ pub struct WorkerConfig {
     pub targets: BTreeMap<String, Target>,
     /// The lifecycle's timers ([`ACTION_TIMEOUT_MS`], [`FOLLOWUP_LEASE_SECS`], backoff, attempts);
     /// checked to nest.
-    pub timers: crate::store::lifecycle::Timers,
+    pub timers: crate::followup::Timers,
     /// [`FOLLOWUP_QUEUE_URL`]: where a sync that must run again is enqueued.
     pub queue_url: String,
     /// [`FOLLOWUP_DLQ_URL`]: where FAILED follow-ups go.
@@ -350,8 +377,8 @@ impl WorkerConfig {
             });
         }
         let secs = |var, default: u64| number(src, var, default, |v: &u64| *v > 0);
-        let d = crate::store::lifecycle::Timers::default();
-        let timers = crate::store::lifecycle::Timers {
+        let d = crate::followup::Timers::default();
+        let timers = crate::followup::Timers {
             action_timeout: Duration::from_millis(number(
                 src,
                 ACTION_TIMEOUT_MS,
@@ -414,24 +441,7 @@ impl ReconcilerConfig {
     }
 }
 
-/// Longest a single AWS call attempt may take before it is abandoned (and retried).
-pub const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest an AWS call may take, retries included: well inside the receivers' 10 s Lambda timeout,
-/// so a hung dependency becomes our 503 (the sender retries) rather than a Lambda timeout.
-pub const AWS_OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
-/// Attempts of one AWS call (the SDK's standard retry), the first included.
-pub const AWS_MAX_ATTEMPTS: u32 = 3;
-/// The SDK's first retry backoff (doubled per retry, jittered).
-pub const AWS_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
-
-/// How every AWS client retries, as [`aws`] configures them: the follow-up timers count it
-/// ([`crate::store::lifecycle::Timers::validate`]), so the two cannot drift apart.
-pub const AWS_SDK: crate::store::lifecycle::SdkRetry = crate::store::lifecycle::SdkRetry {
-    attempt_timeout: AWS_ATTEMPT_TIMEOUT,
-    max_attempts: AWS_MAX_ATTEMPTS,
-    initial_backoff: AWS_INITIAL_BACKOFF,
-    operation_timeout: AWS_OPERATION_TIMEOUT,
-};
+pub use crate::followup::AWS_SDK;
 
 /// Builds the AWS SDK configuration once per cold start, with explicit timeouts and retries
 /// ([`AWS_SDK`]). `AWS_ENDPOINT_URL` (the local emulator) and `AWS_REGION` are honoured by the

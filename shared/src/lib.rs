@@ -9,6 +9,7 @@
 pub mod allowlist;
 pub mod clock;
 pub mod config;
+pub mod followup;
 pub mod http;
 pub mod metrics;
 pub mod model;

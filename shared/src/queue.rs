@@ -7,23 +7,12 @@
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 
-use crate::store::FollowUp;
+use crate::followup::{
+    DLQ_RETENTION_SECS, FollowUp, MAX_RECEIVE_COUNT, RETENTION_SECS, VISIBILITY_TIMEOUT_SECS,
+};
 
 /// SQS accepts at most ten entries per `SendMessageBatch`.
 pub const BATCH_LIMIT: usize = 10;
-/// Receives before SQS itself moves a message to the dead-letter queue (also in
-/// `template.yaml`): above the worker's attempt cap (each attempt is a receive of the same
-/// message; `Timers::validate` keeps the cap below it), a net for malformed messages only. The
-/// worker moves the FAILED ones there itself.
-pub const MAX_RECEIVE_COUNT: u32 = 50;
-/// Retention of the follow-up queue, seconds (14 days, the SQS maximum): the whole backoff
-/// schedule fits inside, even at its longest (`Timers::longest_schedule`, 8.8 days by default).
-pub const RETENTION_SECS: u32 = 1_209_600;
-/// Visibility timeout of the follow-up queue, seconds: four times the worker's 45 s
-/// timeout (a message never reappears while its claim is held).
-pub const VISIBILITY_TIMEOUT_SECS: u32 = 180;
-/// Dead-letter queue retention, seconds (14 days, the SQS maximum).
-pub const DLQ_RETENTION_SECS: u32 = 1_209_600;
 
 /// Queue failures.
 #[derive(Debug, thiserror::Error)]

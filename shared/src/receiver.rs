@@ -149,14 +149,15 @@ impl Receiver {
         sdk: &SdkConfig,
     ) -> Result<Self, SecretsError> {
         let clock = clock::system();
-        let verifier = RefreshingVerifier::from_config(
-            spec.scheme.clone(),
-            &config.secrets,
-            config.tolerance_secs,
-            sdk,
-            clock.clone(),
-        )
-        .await?;
+        let verifier = config
+            .secrets
+            .verifier(
+                spec.scheme.clone(),
+                config.tolerance_secs,
+                sdk,
+                clock.clone(),
+            )
+            .await?;
         let store = config
             .store
             .store(aws_sdk_dynamodb::Client::new(sdk), clock.clone());

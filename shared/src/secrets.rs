@@ -31,7 +31,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::clock::SharedClock;
-use crate::config::SecretsConfig;
 use crate::secret::{Secret, Secrets};
 use crate::verify::{Incoming, Scheme, Verified, Verifier, VerifyError};
 
@@ -246,29 +245,6 @@ impl RefreshingVerifier {
                 secrets: tokio::sync::Mutex::new(secrets),
             }),
         })))
-    }
-
-    /// Builds the verifier a receiver's configuration asks for: fixed secrets, or Secrets Manager
-    /// through the SDK configuration `sdk`.
-    pub async fn from_config(
-        scheme: Scheme,
-        secrets: &SecretsConfig,
-        tolerance_secs: i64,
-        sdk: &aws_config::SdkConfig,
-        clock: SharedClock,
-    ) -> Result<Self, SecretsError> {
-        match secrets {
-            SecretsConfig::Fixed(secrets) => {
-                Ok(Verifier::new(scheme, secrets.clone(), tolerance_secs)?
-                    .with_clock(clock)
-                    .into())
-            }
-            SecretsConfig::SecretsManager { secret_id, policy } => {
-                let client = aws_sdk_secretsmanager::Client::new(sdk);
-                let fetch = Arc::new(SecretsManagerFetch::new(client, secret_id.clone()));
-                Self::load(scheme, tolerance_secs, fetch, *policy, clock).await
-            }
-        }
     }
 
     /// The verifier in use now. Holds the lock only to clone the `Arc`.

@@ -10,7 +10,7 @@
 //!   <generation>`, the sequence moving only when the state sent changes), the generation
 //!   changing only on an operator's retry;
 //! - **a sync converges, and ambiguity counts as sent**: the worker compares the entity's
-//!   desired state with what was last *maybe sent* ([`lifecycle::sync_step`]); before it POSTs a
+//!   desired state with what was last *maybe sent* ([`followup::sync_step`]); before it POSTs a
 //!   new state it records it as sent under the lease (`EventStore::mark_sync_sent`), so a POST
 //!   without a clear answer is never mistaken for "never granted" and the baseline (a revoke) is
 //!   skipped only when nothing was ever sent. If the entity moved on while it worked the sync
@@ -33,9 +33,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 use crate::clock::{self, SharedClock};
 use crate::config::{Target, WorkerConfig};
+use crate::followup::{self, SyncStep, Timers, Verdict};
 use crate::metrics::{self, Metrics};
 use crate::queue::{self, FollowupQueue};
-use crate::store::lifecycle::{self, SyncStep, Timers, Verdict};
 use crate::store::{EventStore, Finish, FollowUp, Marked, SyncTarget};
 
 /// The header naming the follow-up instance, stable across automatic repeats.
@@ -304,7 +304,7 @@ impl Worker {
         let finish = if let Some(reason) = skip {
             Finish::Skipped { reason }
         } else {
-            let key = lifecycle::action_key(source, event_id, action, entry.generation);
+            let key = followup::action_key(source, event_id, action, entry.generation);
             self.post(action, &entry.payload, &key, entry.attempt).await
         };
         self.dead_letter_first(&finish, body).await?;
@@ -338,7 +338,7 @@ impl Worker {
             return Err(Retry::Malformed(format!("{kind}/{id} keeps no sync")));
         };
         let desired = &sync.desired;
-        let step = lifecycle::sync_step(desired, sync.synced.as_ref(), sync.sent.as_ref());
+        let step = followup::sync_step(desired, sync.synced.as_ref(), sync.sent.as_ref());
         let (finish, posted): (Finish, Option<&SyncTarget>) = match step {
             SyncStep::UpToDate => (Finish::Done { status: 0 }, None),
             // A disabled or missing target sends nothing: no pre-POST mark.
@@ -363,7 +363,7 @@ impl Worker {
                 } else {
                     sync.seq
                 };
-                let key = lifecycle::sync_key(source, kind, id, seq, &sync.name, sync.generation);
+                let key = followup::sync_key(source, kind, id, seq, &sync.name, sync.generation);
                 let finish = self
                     .post(&desired.action, &desired.payload, &key, sync.attempt)
                     .await;
@@ -431,7 +431,7 @@ impl Worker {
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| lifecycle::retry_after(v, self.clock.now_millis() / 1000));
+                    .and_then(|v| followup::retry_after(v, self.clock.now_millis() / 1000));
                 (status, after, format!("target answered {status}"))
             }
             Err(err) => (0, None, err.without_url().to_string()),
@@ -439,7 +439,7 @@ impl Worker {
         let verdict = if status == 0 {
             Verdict::Retry
         } else {
-            lifecycle::verdict(status)
+            followup::verdict(status)
         };
         match verdict {
             Verdict::Done => Finish::Done { status },

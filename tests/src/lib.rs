@@ -209,7 +209,7 @@ impl Stack {
     pub fn worker(
         &self,
         target: &Target,
-        timers: hookline::store::lifecycle::Timers,
+        timers: hookline::followup::Timers,
         clock: hookline::clock::SharedClock,
     ) -> hookline::worker::Worker {
         let targets = hookline::store::ACTION_KINDS

@@ -21,9 +21,9 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use hookline::clock::{Clock, FixedClock, SharedClock};
+use hookline::followup::Timers;
 use hookline::queue::FollowupQueue;
 use hookline::receiver::{Receiver, ReceiverSpec};
-use hookline::store::lifecycle::Timers;
 use hookline::store::{ActionStatus, EventStore, FollowUp};
 use hookline::worker::{Handled, Retry, Worker};
 use hookline_tests::{LOCAL_SECRET, Received, Stack, Target, init_test_log, local_receiver};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use hookline::clock::{Clock, FixedClock, SharedClock};
 use hookline::config::Target as Configured;
-use hookline::store::lifecycle::Timers;
+use hookline::followup::Timers;
 use hookline::store::schema;
 use hookline::store::{ActionStatus, EventStore, FollowUp, Marked};
 use hookline::worker::{Handled, Retry, Worker};

@@ -209,11 +209,7 @@ async fn queues_in_template_match_the_local_queues() {
         Some(local_main_retention)
     );
     assert_eq!(
-        Some(
-            hookline::store::lifecycle::Timers::default()
-                .retention
-                .as_secs()
-        ),
+        Some(hookline::followup::Timers::default().retention.as_secs()),
         main["MessageRetentionPeriod"].as_u64(),
         "the timers count the queue's retention"
     );
@@ -440,7 +436,7 @@ fn the_table_is_protected_from_deletion() {
 
 #[test]
 fn the_worker_in_template_runs_the_timers_the_code_validates() {
-    use hookline::store::lifecycle::{Timers, WORKER_TIMEOUT};
+    use hookline::followup::{Timers, WORKER_TIMEOUT};
     let t = template();
     let worker = &t["Resources"]["FollowupWorkerFunction"]["Properties"];
     assert_eq!(worker["Timeout"].as_u64(), Some(WORKER_TIMEOUT.as_secs()));

@@ -26,11 +26,11 @@
 mod admin;
 mod dynamo;
 mod followups;
-pub mod lifecycle;
 pub mod ordering;
 mod reconcile;
 pub mod schema;
 
+pub use crate::followup::{FollowUp, SyncTarget};
 pub use admin::{FollowupFilter, FollowupPage, FollowupView, PageKey};
 pub use dynamo::{Committed, EventStore, MAX_STORED_BODY, RecordPlan};
 pub use followups::{ClaimedAction, ClaimedSync, Finish, Marked};
@@ -199,24 +199,6 @@ pub struct EntityRef {
     pub id: String,
 }
 
-/// The target state an entity's sync mirrors somewhere else, derived by the mapping from the
-/// entity's state at this version. The worker POSTs it to the target of `action` only when it
-/// differs from what was last sent (docs/FOLLOWUPS.md, "State syncs").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncTarget {
-    /// The sync's name, e.g. `access` (one sync per entity).
-    pub name: String,
-    /// The action kind whose target receives this state, e.g. `provision_access`.
-    pub action: String,
-    /// The payload to POST.
-    pub payload: serde_json::Value,
-    /// True for the state a target already assumes of an entity it never heard of (e.g. "no
-    /// access"): nothing is POSTed when this is desired and no state was ever *sent* (a POST
-    /// that may have reached the target counts as sent, whatever its answer).
-    #[serde(default)]
-    pub baseline: bool,
-}
-
 /// A scalar attribute of an entity's state.
 pub type StateAttrs = BTreeMap<String, serde_json::Value>;
 
@@ -304,66 +286,6 @@ impl Effects {
     /// True when the event type is not handled: recorded as `ignored`.
     pub fn is_ignored(&self) -> bool {
         matches!(self, Self::Ignored)
-    }
-}
-
-/// One follow-up: what a queue message carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum FollowUp {
-    /// An event action of one recorded event.
-    Action {
-        /// Event source.
-        source: String,
-        /// Event id.
-        event_id: String,
-        /// Action kind.
-        action: String,
-    },
-    /// The sync of one entity.
-    Sync {
-        /// Source of the events that change the entity.
-        source: String,
-        /// Entity kind.
-        entity_kind: String,
-        /// Entity id.
-        entity_id: String,
-        /// Sync name.
-        sync: String,
-    },
-}
-
-impl FollowUp {
-    /// The source of the events it belongs to.
-    pub fn source(&self) -> &str {
-        match self {
-            Self::Action { source, .. } | Self::Sync { source, .. } => source,
-        }
-    }
-
-    /// The action kind (event action) or sync name.
-    pub fn kind(&self) -> &str {
-        match self {
-            Self::Action { action, .. } => action,
-            Self::Sync { sync, .. } => sync,
-        }
-    }
-
-    /// A short, log-safe name: `<source>:<event id>:<action>` or `<source>:<kind>/<id>:<sync>`.
-    pub fn name(&self) -> String {
-        match self {
-            Self::Action {
-                source,
-                event_id,
-                action,
-            } => format!("{source}:{event_id}:{action}"),
-            Self::Sync {
-                source,
-                entity_kind,
-                entity_id,
-                sync,
-            } => format!("{source}:{entity_kind}/{entity_id}:{sync}"),
-        }
     }
 }
 
@@ -574,7 +496,7 @@ impl SyncRecord {
     /// of it carries); `None` while nothing was ever sent.
     pub fn sent_key(&self, kind: &str, id: &str) -> Option<String> {
         (self.seq > 0).then(|| {
-            lifecycle::sync_key(
+            crate::followup::sync_key(
                 &self.source,
                 kind,
                 id,

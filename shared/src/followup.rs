@@ -1,6 +1,8 @@
-//! The rules of a follow-up's leased lifecycle, without I/O: the timers and how they nest, the
-//! backoff, what a target's answer means, what a sync sends ([`sync_step`]), and the
-//! `Idempotency-Key`.
+//! A follow-up and the rules of its leased lifecycle, without I/O: what a queue message carries
+//! ([`FollowUp`]), what a sync mirrors ([`SyncTarget`]), the timers and how they nest (the AWS
+//! SDK's retries and the queue's own timers included), the backoff, what a target's answer means,
+//! what a sync sends ([`sync_step`]), and the `Idempotency-Key`. The store, the queue, the worker
+//! and the configuration build on it; it depends on none of them.
 //!
 //! ```text
 //! PENDING --claim (conditional: lease free, attempt+1)--> RUNNING --2xx--> DONE
@@ -29,7 +31,118 @@
 
 use std::time::Duration;
 
-use super::{FollowUp, SyncTarget};
+use serde::{Deserialize, Serialize};
+
+/// Receives before SQS itself moves a message to the dead-letter queue (also in
+/// `template.yaml`): above the worker's attempt cap (each attempt is a receive of the same
+/// message; `Timers::validate` keeps the cap below it), a net for malformed messages only. The
+/// worker moves the FAILED ones there itself.
+pub const MAX_RECEIVE_COUNT: u32 = 50;
+/// Retention of the follow-up queue, seconds (14 days, the SQS maximum): the whole backoff
+/// schedule fits inside, even at its longest (`Timers::longest_schedule`, 8.8 days by default).
+pub const RETENTION_SECS: u32 = 1_209_600;
+/// Visibility timeout of the follow-up queue, seconds: four times the worker's 45 s
+/// timeout (a message never reappears while its claim is held).
+pub const VISIBILITY_TIMEOUT_SECS: u32 = 180;
+/// Dead-letter queue retention, seconds (14 days, the SQS maximum).
+pub const DLQ_RETENTION_SECS: u32 = 1_209_600;
+
+/// Longest a single AWS call attempt may take before it is abandoned (and retried).
+pub const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest an AWS call may take, retries included: well inside the receivers' 10 s Lambda timeout,
+/// so a hung dependency becomes our 503 (the sender retries) rather than a Lambda timeout.
+pub const AWS_OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
+/// Attempts of one AWS call (the SDK's standard retry), the first included.
+pub const AWS_MAX_ATTEMPTS: u32 = 3;
+/// The SDK's first retry backoff (doubled per retry, jittered).
+pub const AWS_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How every AWS client retries, as [`crate::config::aws`] configures them: the follow-up timers
+/// count it ([`Timers::validate`]), so the two cannot drift apart.
+pub const AWS_SDK: SdkRetry = SdkRetry {
+    attempt_timeout: AWS_ATTEMPT_TIMEOUT,
+    max_attempts: AWS_MAX_ATTEMPTS,
+    initial_backoff: AWS_INITIAL_BACKOFF,
+    operation_timeout: AWS_OPERATION_TIMEOUT,
+};
+
+/// The target state an entity's sync mirrors somewhere else, derived by the mapping from the
+/// entity's state at this version. The worker POSTs it to the target of `action` only when it
+/// differs from what was last sent (docs/FOLLOWUPS.md, "State syncs").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncTarget {
+    /// The sync's name, e.g. `access` (one sync per entity).
+    pub name: String,
+    /// The action kind whose target receives this state, e.g. `provision_access`.
+    pub action: String,
+    /// The payload to POST.
+    pub payload: serde_json::Value,
+    /// True for the state a target already assumes of an entity it never heard of (e.g. "no
+    /// access"): nothing is POSTed when this is desired and no state was ever *sent* (a POST
+    /// that may have reached the target counts as sent, whatever its answer).
+    #[serde(default)]
+    pub baseline: bool,
+}
+
+/// One follow-up: what a queue message carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FollowUp {
+    /// An event action of one recorded event.
+    Action {
+        /// Event source.
+        source: String,
+        /// Event id.
+        event_id: String,
+        /// Action kind.
+        action: String,
+    },
+    /// The sync of one entity.
+    Sync {
+        /// Source of the events that change the entity.
+        source: String,
+        /// Entity kind.
+        entity_kind: String,
+        /// Entity id.
+        entity_id: String,
+        /// Sync name.
+        sync: String,
+    },
+}
+
+impl FollowUp {
+    /// The source of the events it belongs to.
+    pub fn source(&self) -> &str {
+        match self {
+            Self::Action { source, .. } | Self::Sync { source, .. } => source,
+        }
+    }
+
+    /// The action kind (event action) or sync name.
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Action { action, .. } => action,
+            Self::Sync { sync, .. } => sync,
+        }
+    }
+
+    /// A short, log-safe name: `<source>:<event id>:<action>` or `<source>:<kind>/<id>:<sync>`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Action {
+                source,
+                event_id,
+                action,
+            } => format!("{source}:{event_id}:{action}"),
+            Self::Sync {
+                source,
+                entity_kind,
+                entity_id,
+                sync,
+            } => format!("{source}:{entity_kind}/{entity_id}:{sync}"),
+        }
+    }
+}
 
 /// The shortest backoff.
 pub const MIN_BACKOFF: Duration = Duration::from_secs(2);
@@ -54,7 +167,7 @@ pub const CALLS_BEFORE_POST: u32 = 3;
 pub const WORST_PATH_CALLS: u32 = 6;
 
 /// How the AWS SDK clients retry (`shared/src/config.rs` configures them from
-/// [`crate::config::AWS_SDK`], the default here).
+/// [`AWS_SDK`], the default here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SdkRetry {
     /// Longest one attempt may take.
@@ -113,7 +226,7 @@ impl Default for Timers {
             backoff_base: Duration::from_secs(30),
             backoff_cap: Duration::from_secs(6 * 3_600),
             max_attempts: 36,
-            sdk: crate::config::AWS_SDK,
+            sdk: AWS_SDK,
         }
     }
 }
@@ -165,11 +278,10 @@ impl Timers {
         }
         // Each attempt is one more receive of the same message: SQS's own redrive must not take
         // it while attempts remain.
-        if self.max_attempts >= crate::queue::MAX_RECEIVE_COUNT {
+        if self.max_attempts >= MAX_RECEIVE_COUNT {
             return Err(TimerError(format!(
                 "{} attempts reach the queue's maxReceiveCount {}",
-                self.max_attempts,
-                crate::queue::MAX_RECEIVE_COUNT
+                self.max_attempts, MAX_RECEIVE_COUNT
             )));
         }
         let longest = self.longest_schedule();
@@ -496,7 +608,7 @@ mod tests {
 
     #[test]
     fn the_sdk_retries_count_in_the_lease_and_the_worker_timeout() {
-        let sdk = crate::config::AWS_SDK;
+        let sdk = AWS_SDK;
         // 3 attempts x 2 s + 1 s + 2 s of backoff = 9 s, capped by the 6 s operation timeout.
         assert_eq!(sdk.worst_call(), Duration::from_secs(6));
         let uncapped = SdkRetry {
@@ -550,14 +662,8 @@ mod tests {
         assert!(t.longest_schedule() < t.retention);
         assert_eq!(t.retention.as_secs(), 1_209_600);
         // The queues the code creates (locally, in tests) are the ones the timers count.
-        assert_eq!(
-            t.retention.as_secs(),
-            u64::from(crate::queue::RETENTION_SECS)
-        );
-        assert_eq!(
-            t.visibility.as_secs(),
-            u64::from(crate::queue::VISIBILITY_TIMEOUT_SECS)
-        );
+        assert_eq!(t.retention.as_secs(), u64::from(RETENTION_SECS));
+        assert_eq!(t.visibility.as_secs(), u64::from(VISIBILITY_TIMEOUT_SECS));
     }
 
     #[test]
