@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::dynamo::{
-    DELETED, Item, OUTBOX, REV, SYNC_ATTEMPT, SYNC_GENERATION, SYNC_LAST_STATUS, SYNC_LEASE,
+    Item, OUTBOX, REV, SYNC_ATTEMPT, SYNC_GENERATION, SYNC_LAST_STATUS, SYNC_LEASE,
     SYNC_LEASE_UNTIL, SYNC_REASON, SYNC_SENT, SYNC_SEQ, SYNC_STATUS, SYNC_SYNCED,
     SYNC_SYNCED_VERSION, VERSION, dynamo_err, n, opt_n, opt_s, parse_entity, parse_event,
     parse_outbox_entry, parse_target, s, sync_json,
@@ -744,15 +744,6 @@ impl EventStore {
         let e = guard.entity();
         let entity = self.get_entity(&e.kind, &e.id).await?;
         Ok(guard.fails(entity.as_ref()))
-    }
-
-    /// True when the entity exists and is deleted (for actions marked "not for a deleted
-    /// entity").
-    pub async fn is_deleted(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .get_item(entity_pk(kind, id), ENTITY_SK)
-            .await?
-            .is_some_and(|item| item.get(DELETED).and_then(|v| v.as_bool().ok()) == Some(&true)))
     }
 
     /// An operator's retry of an event action in a state `scope` covers (FAILED or SKIPPED, and
