@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashSet};
 use anyhow::bail;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
-    SendMessageBatchRequestEntry,
+    QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -67,6 +67,8 @@ struct Dlq<'a> {
     url: String,
     held: Vec<Message>,
     seen: HashSet<String>,
+    /// How far a run has got (hidden unless set: `dlq redrive` on a terminal).
+    progress: indicatif::ProgressBar,
 }
 
 impl<'a> Dlq<'a> {
@@ -77,6 +79,7 @@ impl<'a> Dlq<'a> {
             url,
             held: Vec::new(),
             seen: HashSet::new(),
+            progress: indicatif::ProgressBar::hidden(),
         }
     }
 
@@ -276,10 +279,27 @@ fn verdict(status: Option<ActionStatus>) -> Result<(), String> {
     }
 }
 
+/// The queue's approximate number of visible messages (0 when SQS does not say).
+async fn depth(aws: &Aws, url: &str) -> u64 {
+    aws.sqs()
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .ok()
+        .and_then(|out| {
+            out.attributes()?
+                .get(&QueueAttributeName::ApproximateNumberOfMessages)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
 /// `hookline dlq redrive`. `Ok(false)` when a named message was not found, or some message
 /// could not be moved.
 pub async fn redrive(aws: &Aws, args: &DlqRedriveArgs, json: bool) -> anyhow::Result<bool> {
-    // progress: after the merge (the `--all` snapshot is being rewritten).
     check(args)?;
     let queue_url = args.queue.url(aws).await?;
     let dlq_url = args.dlq.url(aws, &args.queue).await?;
@@ -288,6 +308,8 @@ pub async fn redrive(aws: &Aws, args: &DlqRedriveArgs, json: bool) -> anyhow::Re
     let mut report = Vec::new();
     // The snapshot's edge: messages sent to the DLQ from now on are not this run's.
     let started = hookline::clock::system().now_millis();
+    // A bar up to the queue's approximate depth now (on a terminal, never with --json).
+    dlq.progress = crate::progress::bar(depth(aws, &dlq_url).await, "redriving", json);
     let result = redrive_loop(
         aws,
         args,
@@ -298,6 +320,7 @@ pub async fn redrive(aws: &Aws, args: &DlqRedriveArgs, json: bool) -> anyhow::Re
         &mut report,
     )
     .await;
+    dlq.progress.finish_and_clear();
     dlq.release().await?;
     result?;
     let mut ok = report
@@ -367,6 +390,10 @@ async fn redrive_loop(
     // Follow-ups redriven (or looked at, in a dry run) by this run: at most once each.
     let mut redriven: HashSet<String> = HashSet::new();
     loop {
+        let seen = u64::try_from(report.len()).unwrap_or(u64::MAX);
+        let progress = &dlq.progress;
+        progress.set_length(progress.length().unwrap_or(0).max(seen));
+        progress.set_position(seen);
         let batch = dlq.next().await?;
         if batch.is_empty() {
             return Ok(());

@@ -249,7 +249,6 @@ fn replay_page() -> i32 {
 /// `hookline events replay`: one quarantined event, or every one of a source (`--status`).
 /// `Ok(false)` when any could not be replayed (it stays quarantined; the reason is printed).
 pub async fn replay(aws: &Aws, args: &ReplayArgs) -> anyhow::Result<bool> {
-    // progress: after the merge (the paging of `--status` is being rewritten).
     let spec = crate::receiver_for_source(&args.source)?;
     let store = store(aws, &args.table.name(aws));
     let ids: Vec<String> = match &args.event_id {
@@ -261,11 +260,13 @@ pub async fn replay(aws: &Aws, args: &ReplayArgs) -> anyhow::Result<bool> {
             });
             let mut ids = Vec::new();
             // Every event of the window, page after page (not only the newest page).
-            for (source, id) in store
+            let window = store
                 .events_since(&args.source, since, replay_page())
                 .await
-                .map_err(|e| aws.fail("listing events", e))?
-            {
+                .map_err(|e| aws.fail("listing events", e))?;
+            let progress = crate::progress::bar(len(window.len()), "reading events", false);
+            for (source, id) in window {
+                progress.inc(1);
                 if let Some(ev) = store.get_event(&source, &id).await?
                     && ev.status == Outcome::Quarantined
                     && ev.received_at >= since
@@ -273,6 +274,7 @@ pub async fn replay(aws: &Aws, args: &ReplayArgs) -> anyhow::Result<bool> {
                     ids.push(id);
                 }
             }
+            progress.finish_and_clear();
             ids
         }
     };
@@ -282,16 +284,25 @@ pub async fn replay(aws: &Aws, args: &ReplayArgs) -> anyhow::Result<bool> {
     }
     let queue = hookline::queue::FollowupQueue::new(aws.sqs(), args.queue.url(aws).await?);
     let mut ok = true;
+    let progress = crate::progress::bar(len(ids.len()), "replaying", false);
     for id in ids {
-        match replay_one(&store, &queue, &spec, &id, args.dry_run).await {
-            Ok(line) => out!("replay: {}/{id}: {line}", args.source),
+        let line = match replay_one(&store, &queue, &spec, &id, args.dry_run).await {
+            Ok(line) => format!("replay: {}/{id}: {line}", args.source),
             Err(e) => {
                 ok = false;
-                out!("replay: {}/{id}: not replayed: {e:#}", args.source);
+                format!("replay: {}/{id}: not replayed: {e:#}", args.source)
             }
-        }
+        };
+        progress.suspend(|| out!("{line}"));
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     Ok(ok)
+}
+
+/// A count as a progress bar's length.
+fn len(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 async fn replay_one(

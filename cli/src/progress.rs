@@ -1,6 +1,6 @@
-//! Progress bars for the commands that read many items (a `followups list` Scan, `events list
-//! --status`): on stderr, and only when stderr is a terminal and the output is not `--json`, so
-//! a script or a pipe never sees one.
+//! Progress bars for the commands that work through many items (a `followups list` Scan,
+//! `events list`, `events replay --status`, `dlq redrive`): on stderr, and only when stderr is a
+//! terminal and the output is not `--json`, so a script or a pipe never sees one.
 
 use std::io::IsTerminal as _;
 
