@@ -694,31 +694,12 @@ impl EventStore {
         source: &str,
         limit: i32,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut found: Vec<(i64, String, String)> = Vec::new();
+        let mut found = Vec::new();
         for spk in source_pks(source) {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(SOURCE_INDEX)
-                .key_condition_expression("#s = :s")
-                .expression_attribute_names("#s", SOURCE_PK)
-                .expression_attribute_values(":s", s(spk))
-                .scan_index_forward(false)
-                .limit(limit)
-                .send()
-                .await
-                .map_err(|e| dynamo_err("Query", e))?;
-            for item in out.items() {
-                let pk = get_s(item, PK)?;
-                let (src, id) = parse_event_pk(pk)
-                    .ok_or_else(|| StoreError::Corrupt(format!("event key {pk:?}")))?;
-                found.push((get_n(item, SOURCE_SK)?, src, id));
-            }
+            self.source_page(&spk, None, limit, None, &mut found)
+                .await?;
         }
-        found.sort_by_key(|f| std::cmp::Reverse(f.0));
-        found.truncate(usize::try_from(limit).unwrap_or(0));
-        Ok(found.into_iter().map(|(_, s, i)| (s, i)).collect())
+        Ok(newest_first(found, usize::try_from(limit).unwrap_or(0)))
     }
 
     /// Every event of `source` received at or after `since_ms`, newest first: each shard of the
@@ -730,41 +711,65 @@ impl EventStore {
         since_ms: i64,
         page: i32,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut found: Vec<(i64, String, String)> = Vec::new();
+        let mut found = Vec::new();
         for spk in source_pks(source) {
-            let mut start: Option<Item> = None;
+            let mut start = None;
             loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(SOURCE_INDEX)
-                    .key_condition_expression("#s = :s AND #t >= :since")
-                    .expression_attribute_names("#s", SOURCE_PK)
-                    .expression_attribute_names("#t", SOURCE_SK)
-                    .expression_attribute_values(":s", s(&spk))
-                    .expression_attribute_values(":since", n(since_ms))
-                    .scan_index_forward(false)
-                    .limit(page.max(1))
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| dynamo_err("Query", e))?;
-                for item in out.items() {
-                    let pk = get_s(item, PK)?;
-                    let (src, id) = parse_event_pk(pk)
-                        .ok_or_else(|| StoreError::Corrupt(format!("event key {pk:?}")))?;
-                    found.push((get_n(item, SOURCE_SK)?, src, id));
-                }
-                match out.last_evaluated_key() {
-                    Some(key) => start = Some(key.clone()),
-                    None => break,
+                start = self
+                    .source_page(&spk, Some(since_ms), page.max(1), start, &mut found)
+                    .await?;
+                if start.is_none() {
+                    break;
                 }
             }
         }
-        found.sort_by_key(|f| std::cmp::Reverse(f.0));
-        Ok(found.into_iter().map(|(_, s, i)| (s, i)).collect())
+        Ok(newest_first(found, usize::MAX))
     }
+
+    /// One page of one by-source shard, newest first (received at or after `since_ms` when
+    /// given), appended to `found` as `(received_at, source, event id)`; the key to go on from,
+    /// when there is more.
+    async fn source_page(
+        &self,
+        spk: &str,
+        since_ms: Option<i64>,
+        limit: i32,
+        start: Option<Item>,
+        found: &mut Vec<(i64, String, String)>,
+    ) -> Result<Option<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(SOURCE_INDEX)
+            .expression_attribute_names("#s", SOURCE_PK)
+            .expression_attribute_values(":s", s(spk))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(start);
+        let query = match since_ms {
+            None => query.key_condition_expression("#s = :s"),
+            Some(since) => query
+                .key_condition_expression("#s = :s AND #t >= :since")
+                .expression_attribute_names("#t", SOURCE_SK)
+                .expression_attribute_values(":since", n(since)),
+        };
+        let out = query.send().await.map_err(|e| dynamo_err("Query", e))?;
+        for item in out.items() {
+            let pk = get_s(item, PK)?;
+            let (src, id) = parse_event_pk(pk)
+                .ok_or_else(|| StoreError::Corrupt(format!("event key {pk:?}")))?;
+            found.push((get_n(item, SOURCE_SK)?, src, id));
+        }
+        Ok(out.last_evaluated_key().cloned())
+    }
+}
+
+/// `(received_at, source, id)` newest first, at most `limit` of them, as `(source, id)`.
+fn newest_first(mut found: Vec<(i64, String, String)>, limit: usize) -> Vec<(String, String)> {
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    found.truncate(limit);
+    found.into_iter().map(|(_, s, i)| (s, i)).collect()
 }
 
 /// The answer to a duplicate: the stored event's still-PENDING event actions, and its entity's
