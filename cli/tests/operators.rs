@@ -173,12 +173,9 @@ async fn run_code(
     )
 }
 
+/// A Stripe sample payload (`events/payment-events/<name>.json`).
 fn sample(name: &str) -> Value {
-    let path = format!(
-        "{}/../events/payment-events/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    hookline_tests::sample("payment-events", name)
 }
 
 /// The rows of a listing (`dlq redrive` prints them under `messages`, beside `counts`).

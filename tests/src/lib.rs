@@ -385,6 +385,16 @@ impl Stack {
     }
 }
 
+/// A sample payload from `events/<function>/<name>.json`, as the provider sends it.
+pub fn sample(function: &str, name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../events/{function}/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 /// A deterministic shuffle (xorshift), so a failing order can be replayed from its seed.
 pub fn shuffle<T>(items: &mut [T], seed: u64) {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -31,13 +31,7 @@ use serde_json::{Value, json};
 
 const NOW: i64 = 1_750_000_000;
 
-fn sample(function: &str, name: &str) -> Value {
-    let path = format!(
-        "{}/../events/{function}/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
+use hookline_tests::sample;
 
 /// Everything one scenario needs: a private table and queues, a clock, the receivers, a target
 /// and a worker pointed at it.

@@ -19,12 +19,9 @@ use serde_json::Value;
 
 const NOW: i64 = 1_750_000_000;
 
+/// A Stripe sample payload (`events/payment-events/<name>.json`).
 fn sample(name: &str) -> Value {
-    let path = format!(
-        "{}/../events/payment-events/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    hookline_tests::sample("payment-events", name)
 }
 
 struct Harness {

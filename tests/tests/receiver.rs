@@ -23,13 +23,7 @@ fn receiver(stack: &Stack, spec: ReceiverSpec, clock: &SharedClock, queue_url: &
     local_receiver(spec, clock, stack.store(clock.clone()), queue)
 }
 
-fn sample(function: &str, name: &str) -> Value {
-    let path = format!(
-        "{}/../events/{function}/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
+use hookline_tests::sample;
 
 /// A Stripe event from a sample file, with its id and creation time replaced.
 fn stripe_event(name: &str, id: &str, created: i64) -> Vec<u8> {
