@@ -304,8 +304,13 @@ impl Worker {
         let finish = if let Some(reason) = skip {
             Finish::Skipped { reason }
         } else {
-            let key = followup::action_key(source, event_id, action, entry.generation);
-            self.post(action, &entry.payload, &key, entry.attempt).await
+            match self.target(action) {
+                Ok(url) => {
+                    let key = followup::action_key(source, event_id, action, entry.generation);
+                    self.post(url, &entry.payload, &key, entry.attempt).await
+                }
+                Err(finish) => finish,
+            }
         };
         self.dead_letter_first(&finish, body).await?;
         let marked = self
@@ -341,35 +346,29 @@ impl Worker {
         let step = followup::sync_step(desired, sync.synced.as_ref(), sync.sent.as_ref());
         let (finish, posted): (Finish, Option<&SyncTarget>) = match step {
             SyncStep::UpToDate => (Finish::Done { status: 0 }, None),
-            // A disabled or missing target sends nothing: no pre-POST mark.
-            SyncStep::Post { .. }
-                if !matches!(self.targets.get(&desired.action), Some(Target::Url(_))) =>
-            {
-                let finish = self
-                    .post(&desired.action, &desired.payload, "", sync.attempt)
-                    .await;
-                (finish, None)
-            }
-            SyncStep::Post { advance } => {
-                let seq = if advance {
-                    match self
-                        .store
-                        .mark_sync_sent(&claim.entity, &claim.lease, desired)
-                        .await?
-                    {
-                        Some(seq) => seq,
-                        None => return Ok(Handled::LeaseLost),
-                    }
-                } else {
-                    sync.seq
-                };
-                let key = followup::sync_key(source, kind, id, seq, &sync.name, sync.generation);
-                let finish = self
-                    .post(&desired.action, &desired.payload, &key, sync.attempt)
-                    .await;
-                let posted = matches!(finish, Finish::Done { .. }).then_some(desired);
-                (finish, posted)
-            }
+            SyncStep::Post { advance } => match self.target(&desired.action) {
+                // A disabled or missing target sends nothing: no pre-POST mark.
+                Err(finish) => (finish, None),
+                Ok(url) => {
+                    let seq = if advance {
+                        match self
+                            .store
+                            .mark_sync_sent(&claim.entity, &claim.lease, desired)
+                            .await?
+                        {
+                            Some(seq) => seq,
+                            None => return Ok(Handled::LeaseLost),
+                        }
+                    } else {
+                        sync.seq
+                    };
+                    let key =
+                        followup::sync_key(source, kind, id, seq, &sync.name, sync.generation);
+                    let finish = self.post(url, &desired.payload, &key, sync.attempt).await;
+                    let posted = matches!(finish, Finish::Done { .. }).then_some(desired);
+                    (finish, posted)
+                }
+            },
         };
         self.dead_letter_first(&finish, body).await?;
         let marked = self
@@ -395,28 +394,29 @@ impl Worker {
         }
     }
 
-    /// POSTs `payload` to `action`'s target and says how this attempt ends.
+    /// The URL of `action`'s target, or how the attempt ends without a POST: SKIPPED when the
+    /// target is `disabled`, FAILED when none is configured.
+    fn target(&self, action: &str) -> Result<&str, Finish> {
+        match self.targets.get(action) {
+            Some(Target::Url(url)) => Ok(url.as_str()),
+            Some(Target::Disabled) => Err(Finish::Skipped {
+                reason: "target disabled".into(),
+            }),
+            None => Err(Finish::Failed {
+                status: 0,
+                reason: format!("no target configured for {action}"),
+            }),
+        }
+    }
+
+    /// POSTs `payload` to `url` and says how this attempt ends.
     async fn post(
         &self,
-        action: &str,
+        url: &str,
         payload: &serde_json::Value,
         key: &str,
         attempt: i64,
     ) -> Finish {
-        let url = match self.targets.get(action) {
-            Some(Target::Url(url)) => url.clone(),
-            Some(Target::Disabled) => {
-                return Finish::Skipped {
-                    reason: "target disabled".into(),
-                };
-            }
-            None => {
-                return Finish::Failed {
-                    status: 0,
-                    reason: format!("no target configured for {action}"),
-                };
-            }
-        };
         let sent = self
             .http
             .post(url)
