@@ -18,10 +18,10 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
-use super::dynamo::{
-    Item, OUTBOX, SYNC_SOURCE, SYNC_STATUS, UPDATED_AT, dynamo_err, opt_n, opt_s, parse_entity,
-    parse_event, s,
+use super::codec::{
+    Item, OUTBOX, SYNC_SOURCE, SYNC_STATUS, UPDATED_AT, opt_n, opt_s, parse_entity, parse_event, s,
 };
+use super::dynamo::dynamo_err;
 use super::schema::{
     ENTITY_SK, EVENT_SK, PENDING_INDEX, PENDING_PK, PENDING_SK, PK, SK, SOURCE_SK, entity_pk,
     pending_pks,
@@ -254,7 +254,7 @@ impl EventStore {
         if let Some(since) = filter.since_ms {
             names.insert("#ra".into(), SOURCE_SK.into());
             names.insert("#ua".into(), UPDATED_AT.into());
-            values.insert(":since".into(), super::dynamo::n(since));
+            values.insert(":since".into(), super::codec::n(since));
             event.push("#ra >= :since".into());
             entity.push("#ua >= :since".into());
         }

@@ -1,15 +1,9 @@
 //! The follow-up lifecycle in DynamoDB: claims and marks (the reconciler's pages are in
-//! `reconcile.rs`). Each transition
-//! is one conditional `UpdateItem` on the event record (event actions, an entry of its `outbox`
-//! map) or the entity record (its sync), so that only the lease holder moves a follow-up on and
-//! a retry, a crash or a copy of a message can never run one twice at the same time.
-//!
-//! Every transition recognises its own earlier success (docs/FOLLOWUPS.md): the SDK retries a
-//! write whose answer was lost, and that retry fails the write's own condition. Each transition
-//! therefore writes a token of its own with the state it moves to (a claim its lease token, a
-//! finish the lease token as `last_lease`, an operator's reset a fresh `reset_token`) and asks for
-//! the item as it is when the condition fails (`ALL_OLD`): our token with our target state there
-//! means the refusal met our own write, which is then reported as written ([`transition`]).
+//! `reconcile.rs`). Each transition is one conditional `UpdateItem` on the event record (event
+//! actions, an entry of its `outbox` map) or the entity record (its sync), so that only the lease
+//! holder moves a follow-up on and a retry, a crash or a copy of a message can never run one
+//! twice at the same time; each recognises its own earlier success after a lost answer
+//! (`transition.rs`, docs/FOLLOWUPS.md).
 //!
 //! Items with anything not final carry `pending_pk`/`next_check_at` (the sparse pending index).
 //! Each follow-up has its own check time (an event action's `check_at` on its outbox entry; a
@@ -21,19 +15,22 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::dynamo::{
+use super::codec::{
     Item, OUTBOX, REV, SYNC_ATTEMPT, SYNC_GENERATION, SYNC_LAST_STATUS, SYNC_LEASE,
     SYNC_LEASE_UNTIL, SYNC_REASON, SYNC_SENT, SYNC_SEQ, SYNC_STATUS, SYNC_SYNCED,
-    SYNC_SYNCED_VERSION, VERSION, dynamo_err, n, opt_n, opt_s, parse_entity, parse_event,
-    parse_outbox_entry, parse_target, s, sync_json,
+    SYNC_SYNCED_VERSION, VERSION, n, opt_n, opt_s, parse_entity, parse_event, parse_outbox_entry,
+    parse_target, s, sync_json,
 };
+use super::dynamo::dynamo_err;
 use super::reconcile::{ENTRY_CHECK_AT, ENTRY_REQUEUES, SYNC_REQUEUES, earliest_open_check};
 use super::schema::{
     ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, entity_pk, event_pk, pending_pk,
+};
+use super::transition::{
+    LAST_LEASE, RESET_TOKEN, SYNC_LAST_LEASE, SYNC_RESET_TOKEN, Stamp, Transition,
+    is_condition_failure, lease_token, transition, transition_if,
 };
 use super::{
     ActionStatus, EntityRecord, EventStore, Guard, OutboxEntry, RetryScope, StoreError, SyncTarget,
@@ -112,109 +109,6 @@ fn hold_until(finish: &Finish) -> Option<i64> {
         Finish::Retry { visible_at, .. } => Some(visible_at.saturating_sub(BACKOFF_SLACK_MS)),
         _ => None,
     }
-}
-
-fn lease_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// The lease token a finish of an event action records in its outbox entry, and of a sync on the
-/// entity: the finish's proof of its own write.
-const LAST_LEASE: &str = "last_lease";
-/// See [`LAST_LEASE`].
-const SYNC_LAST_LEASE: &str = "sync_last_lease";
-/// The fresh token an operator's reset of an event action writes in its outbox entry.
-const RESET_TOKEN: &str = "reset_token";
-/// See [`RESET_TOKEN`].
-const SYNC_RESET_TOKEN: &str = "sync_reset_token";
-
-/// What a transition leaves behind that only it writes: its `token` in `token_attr` next to the
-/// `status` it moves the follow-up to, both in outbox entry `entry` (an event action) or on the
-/// item itself (`None`: a sync).
-struct Stamp<'a> {
-    entry: Option<&'a str>,
-    token_attr: &'a str,
-    token: &'a str,
-    status_attr: &'a str,
-    status: ActionStatus,
-}
-
-impl Stamp<'_> {
-    /// True when `item` carries this stamp: the transition that wrote it was this one.
-    fn on(&self, item: &Item) -> bool {
-        let holder = match self.entry {
-            None => item,
-            Some(k) => match item.get(OUTBOX) {
-                Some(AttributeValue::M(o)) => match o.get(k) {
-                    Some(AttributeValue::M(e)) => e,
-                    _ => return false,
-                },
-                _ => return false,
-            },
-        };
-        opt_s(holder, self.token_attr) == Some(self.token)
-            && opt_s(holder, self.status_attr) == Some(self.status.as_str())
-    }
-}
-
-/// How a conditional transition ended.
-enum Transition {
-    /// Written, by this request or by its own earlier attempt whose answer was lost: the item as
-    /// it is now (`ALL_NEW`, or `ALL_OLD` of the refused retry, which is the same item).
-    Written(Item),
-    /// Refused by its condition: the item as it was, when there was one.
-    Refused(Option<Item>),
-}
-
-/// Sends one conditional transition. A refusal that finds `stamp` on the item is the SDK's
-/// retry meeting this transition's own write (its first answer was lost): written.
-async fn transition(
-    req: UpdateItemFluentBuilder,
-    stamp: &Stamp<'_>,
-) -> Result<Transition, StoreError> {
-    transition_if(req, stamp.status.as_str(), |item| stamp.on(item)).await
-}
-
-/// [`transition`] for a write whose own mark is not a token beside a status: `ours` says whether
-/// the item a refused retry found is this write's own (`label` names it in the log line).
-async fn transition_if(
-    req: UpdateItemFluentBuilder,
-    label: &str,
-    ours: impl Fn(&Item) -> bool,
-) -> Result<Transition, StoreError> {
-    let res = req
-        .return_values(ReturnValue::AllNew)
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .send()
-        .await;
-    match res {
-        Ok(out) => Ok(Transition::Written(out.attributes.unwrap_or_default())),
-        Err(e) if is_condition_failure(&e) => {
-            let old = match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
-                _ => None,
-            };
-            match old {
-                Some(item) if ours(&item) => {
-                    tracing::info!(
-                        status = label,
-                        "a retried transition found its own earlier write"
-                    );
-                    Ok(Transition::Written(item))
-                }
-                old => Ok(Transition::Refused(old)),
-            }
-        }
-        Err(e) => Err(dynamo_err("UpdateItem", e)),
-    }
-}
-
-pub(super) fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
-    e: &aws_sdk_dynamodb::error::SdkError<E>,
-) -> bool {
-    e.as_service_error()
-        .and_then(aws_sdk_dynamodb::error::ProvideErrorMetadata::code)
-        == Some("ConditionalCheckFailedException")
 }
 
 impl EventStore {

@@ -22,21 +22,36 @@
 //!   sequence `sync_seq` of its `Idempotency-Key`) under its lease before the POST, so a POST
 //!   without a clear answer is never taken for "never sent" (docs/FOLLOWUPS.md, "State syncs");
 //! - an event action's [`Guard`] is stored with it and read when it runs.
+//!
+//! Each step of the flow has its file: `record.rs` plans an event's writes (the event record, its
+//! body, the entity's change), `commit.rs` sends them as the one transaction and tells its
+//! cancellation reasons apart, `codec.rs` is the item layout (docs/DATA.md), `reads.rs` the
+//! strongly consistent reads and the by-source listing, `transition.rs` the one conditional
+//! transition of a follow-up that `followups.rs` claims and marks with, `reconcile.rs` the
+//! reconciler's pages, `admin.rs` the operator's listings; `ordering.rs` states the ordering rule
+//! without I/O.
 
 mod admin;
+mod codec;
+mod commit;
 mod dynamo;
 mod followups;
 pub mod ordering;
+mod reads;
 mod reconcile;
+mod record;
 pub mod schema;
+mod transition;
 
 pub use crate::followup::{FollowUp, SyncTarget};
 pub use admin::{FollowupFilter, FollowupPage, FollowupView, PageKey};
-pub use dynamo::{Committed, EventStore, MAX_STORED_BODY, RecordPlan};
+pub use commit::Committed;
+pub use dynamo::EventStore;
 pub use followups::{ClaimedAction, ClaimedSync, Finish, Marked};
 pub use reconcile::{
     CORRUPT_RETRY_MS, REQUEUE_CAP_MS, ReconcilePage, ShardCursor, requeue_delay_ms,
 };
+pub use record::{MAX_STORED_BODY, RecordPlan};
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! The ordering rule of entity state, without I/O: which of two state changes an entity keeps.
 //!
-//! This is the rule the store's conditional update encodes (`dynamo.rs`, `change_update`): a
+//! This is the rule the store's conditional update encodes (`record.rs`, `change_update`): a
 //! change applies to an entity that does not exist yet, or to a live one whose `(version,
 //! event_id)` is strictly smaller than the change's own (versions first, then event ids, so ties
 //! resolve the same way whatever the arrival order); a tombstone applies to any live entity,

@@ -22,10 +22,10 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures_util::StreamExt;
 
-use super::dynamo::{
-    Item, OUTBOX, REV, SYNC_SOURCE, dynamo_err, get_s, n, opt_n, opt_s, parse_entity, parse_event,
-    s,
+use super::codec::{
+    Item, OUTBOX, REV, SYNC_SOURCE, get_s, n, opt_n, opt_s, parse_entity, parse_event, s,
 };
+use super::dynamo::dynamo_err;
 use super::schema::{ENTITY_SK, EVENT_SK, PENDING_INDEX, PENDING_PK, PENDING_SK, PK, SK};
 use super::{ActionStatus, EventStore, FollowUp, StoreError};
 
@@ -373,7 +373,7 @@ impl EventStore {
             .await;
         match res {
             Ok(_) => Ok(Some(visit)),
-            Err(e) if super::followups::is_condition_failure(&e) => Ok(None),
+            Err(e) if super::transition::is_condition_failure(&e) => Ok(None),
             Err(e) => Err(dynamo_err("UpdateItem", e)),
         }
     }
@@ -397,7 +397,7 @@ impl EventStore {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if super::followups::is_condition_failure(&e) => Ok(()),
+            Err(e) if super::transition::is_condition_failure(&e) => Ok(()),
             Err(e) => Err(dynamo_err("UpdateItem", e)),
         }
     }
