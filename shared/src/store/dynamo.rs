@@ -70,6 +70,19 @@ impl EventStore {
         }
     }
 
+    /// A store that plans with this code but reaches no DynamoDB (its client has no endpoint it
+    /// could answer on): what the in-memory double plans with, so the items it keeps are the
+    /// items this store would write.
+    #[cfg(test)]
+    pub(super) fn detached(table: &str, retention_days: i64, clock: SharedClock) -> Self {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        Self::new(Client::from_conf(config), table, retention_days, clock)
+    }
+
     /// The same store, with pending follow-ups due for the reconciler `grace` after they are
     /// recorded or released (default 5 minutes; `RECONCILE_GRACE_SECS`).
     #[must_use]

@@ -1,8 +1,8 @@
 //! Reads: single items (strongly consistent) and the by-source listing.
 
-use aws_sdk_dynamodb::types::AttributeValue;
-
-use super::codec::{Item, get_n, get_s, n, parse_entity, parse_event, parse_event_pk, s};
+use super::codec::{
+    BodyItem, Item, from_item, get_n, get_s, n, parse_entity, parse_event, parse_event_pk, s,
+};
 use super::dynamo::dynamo_err;
 use super::schema::{
     BODY_SK, ENTITY_SK, EVENT_SK, PK, SK, SOURCE_INDEX, SOURCE_PK, SOURCE_SK, entity_pk, event_pk,
@@ -49,10 +49,8 @@ impl EventStore {
         Ok(self
             .get_item(event_pk(source, event_id), BODY_SK)
             .await?
-            .and_then(|item| match item.get("body") {
-                Some(AttributeValue::B(b)) => Some(b.as_ref().to_vec()),
-                _ => None,
-            }))
+            .and_then(|item| from_item::<BodyItem>("body", &item).ok())
+            .map(|b| b.body.0))
     }
 
     /// Reads one entity's state.

@@ -1,21 +1,20 @@
 //! Planning the record of one event: the event record, its raw body and the entity's change,
 //! built as DynamoDB writes but not yet sent.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, Update};
 use sha2::{Digest, Sha256};
 
 use super::codec::{
-    ATTRS, DELETED, GUARD, ID, Item, KIND, LAST_EVENT, OUTBOX, REV, SYNC_ATTEMPT, SYNC_DESIRED,
-    SYNC_GENERATION, SYNC_NAME, SYNC_SOURCE, SYNC_STATUS, UPDATED_AT, VERSION, json_to_attr, n, s,
-    sync_json,
+    ATTRS, BodyItem, Bytes, DELETED, EntryItem, EventItem, ID, Item, KIND, LAST_EVENT, REV,
+    SYNC_ATTEMPT, SYNC_DESIRED, SYNC_GENERATION, SYNC_NAME, SYNC_SOURCE, SYNC_STATUS, UPDATED_AT,
+    VERSION, json_to_attr, n, s, sync_json, to_item,
 };
 use super::dynamo::build_err;
 use super::schema::{
-    BODY_SK, ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, SOURCE_PK, SOURCE_SK, TTL_ATTR,
-    entity_pk, event_pk, pending_pk, source_pk,
+    BODY_SK, ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, entity_pk, event_pk, pending_pk,
+    source_pk,
 };
 use super::{
     Action, ActionStatus, ChangeMode, Effects, EventStore, FollowUp, Guard, NewEvent, Outcome,
@@ -102,12 +101,12 @@ impl EventStore {
         if event.body.len() > MAX_STORED_BODY {
             return Ok(None);
         }
-        let item: Item = HashMap::from([
-            (PK.to_owned(), s(event_pk(event.source, event.event_id))),
-            (SK.to_owned(), s(BODY_SK)),
-            ("body".to_owned(), AttributeValue::B(Blob::new(event.body))),
-            (TTL_ATTR.to_owned(), n(now / 1000 + self.retention_secs)),
-        ]);
+        let item = to_item(&BodyItem {
+            pk: event_pk(event.source, event.event_id),
+            sk: BODY_SK.to_owned(),
+            body: Bytes(event.body.to_vec()),
+            expires_at: now / 1000 + self.retention_secs,
+        })?;
         Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -126,70 +125,60 @@ impl EventStore {
         reason: Option<&str>,
     ) -> Result<Put, StoreError> {
         let pk = event_pk(event.source, event.event_id);
-        let mut item: Item = HashMap::new();
-        item.insert(SOURCE_PK.into(), s(source_pk(event.source, event.event_id)));
-        item.insert(SOURCE_SK.into(), n(now));
-        item.insert("source".into(), s(event.source));
-        item.insert("function".into(), s(event.function));
-        item.insert("event_id".into(), s(event.event_id));
-        item.insert("event_type".into(), s(event.event_type));
-        item.insert("status".into(), s(outcome.status()));
-        item.insert("provider_ts".into(), n(event.provider_ts));
-        item.insert(
-            "body_sha256".into(),
-            s(hex::encode(Sha256::digest(event.body))),
-        );
-        item.insert(TTL_ATTR.into(), n(now / 1000 + self.retention_secs));
-        item.insert(REV.into(), n(0));
-        if let Some(reason) = reason {
-            item.insert("reason".into(), s(reason));
-        }
-        if let Some(change) = change
-            && change.sync.is_some()
-            && outcome == Outcome::Accepted
-        {
-            item.insert("entity_kind".into(), s(&change.entity_kind));
-            item.insert("entity_id".into(), s(&change.entity_id));
-            if let Some(sync) = &change.sync {
-                item.insert("entity_sync".into(), s(&sync.name));
-            }
-        }
-        let outbox: Item = actions
+        // Each event action's own check time (docs/FOLLOWUPS.md, the reconciler).
+        let check = now.saturating_add(self.grace_ms);
+        let outbox: BTreeMap<String, EntryItem> = actions
             .iter()
             .map(|a| {
-                let mut entry = HashMap::from([
-                    ("status".to_owned(), s(ActionStatus::Pending.as_str())),
-                    ("payload".to_owned(), s(a.payload.to_string())),
-                    ("attempt".to_owned(), n(0)),
-                    ("generation".to_owned(), n(0)),
-                    ("last_status".to_owned(), n(0)),
-                    // Each event action's own check time (docs/FOLLOWUPS.md, the reconciler).
-                    (
-                        super::reconcile::ENTRY_CHECK_AT.to_owned(),
-                        n(now.saturating_add(self.grace_ms)),
-                    ),
-                ]);
-                if let Some(guard) = &a.guard {
-                    entry.insert(
-                        GUARD.to_owned(),
-                        s(serde_json::to_string(guard).unwrap_or_default()),
-                    );
-                    // Still honoured by a worker of the version before guards.
-                    if let Guard::UnlessDeleted(e) = guard {
-                        entry.insert("unless_deleted_kind".to_owned(), s(&e.kind));
-                        entry.insert("unless_deleted_id".to_owned(), s(&e.id));
-                    }
-                }
-                (a.kind.clone(), AttributeValue::M(entry))
+                // An `unless_deleted` guard is also written as the pair a worker of the
+                // version before guards honours.
+                let legacy = match &a.guard {
+                    Some(Guard::UnlessDeleted(e)) => Some(e),
+                    _ => None,
+                };
+                let entry = EntryItem {
+                    status: ActionStatus::Pending.as_str().to_owned(),
+                    payload: a.payload.to_string(),
+                    attempt: 0,
+                    generation: 0,
+                    last_status: 0,
+                    check_at: Some(check),
+                    lease_until: None,
+                    reason: None,
+                    guard: a
+                        .guard
+                        .as_ref()
+                        .map(|g| serde_json::to_string(g).unwrap_or_default()),
+                    unless_deleted_kind: legacy.map(|e| e.kind.clone()),
+                    unless_deleted_id: legacy.map(|e| e.id.clone()),
+                };
+                (a.kind.clone(), entry)
             })
             .collect();
-        if !outbox.is_empty() {
-            item.insert(PENDING_PK.into(), s(pending_pk(&pk)));
-            item.insert(PENDING_SK.into(), n(now.saturating_add(self.grace_ms)));
-        }
-        item.insert(OUTBOX.into(), AttributeValue::M(outbox));
-        item.insert(PK.into(), s(pk));
-        item.insert(SK.into(), s(EVENT_SK));
+        let synced = change.filter(|c| c.sync.is_some() && outcome == Outcome::Accepted);
+        let record = EventItem {
+            source_pk: Some(source_pk(event.source, event.event_id)),
+            received_at: now,
+            source: event.source.to_owned(),
+            function: event.function.to_owned(),
+            event_id: event.event_id.to_owned(),
+            event_type: event.event_type.to_owned(),
+            status: outcome.status().to_owned(),
+            reason: reason.map(str::to_owned),
+            provider_ts: event.provider_ts,
+            body_sha256: hex::encode(Sha256::digest(event.body)),
+            expires_at: now / 1000 + self.retention_secs,
+            rev: Some(0),
+            entity_kind: synced.map(|c| c.entity_kind.clone()),
+            entity_id: synced.map(|c| c.entity_id.clone()),
+            entity_sync: synced.and_then(|c| c.sync.as_ref()).map(|s| s.name.clone()),
+            pending_pk: (!outbox.is_empty()).then(|| pending_pk(&pk)),
+            next_check_at: (!outbox.is_empty()).then_some(check),
+            outbox,
+            sk: EVENT_SK.to_owned(),
+            pk,
+        };
+        let item = to_item(&record)?;
         Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
