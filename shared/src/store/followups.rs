@@ -13,24 +13,18 @@
 //! then, from the item it wrote (`ALL_NEW`), lowers the item's time when a sibling needs a look
 //! sooner ([`EventStore::settle`]); the reconciler re-derives it on each visit.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::codec::{
-    Item, OUTBOX, REV, SYNC_ATTEMPT, SYNC_GENERATION, SYNC_LAST_STATUS, SYNC_LEASE,
-    SYNC_LEASE_UNTIL, SYNC_REASON, SYNC_SENT, SYNC_SEQ, SYNC_STATUS, SYNC_SYNCED,
+    Item, OUTBOX, REV, SYNC_LEASE, SYNC_SENT, SYNC_SEQ, SYNC_STATUS, SYNC_SYNCED,
     SYNC_SYNCED_VERSION, VERSION, n, opt_n, opt_s, parse_entity, parse_event, parse_outbox_entry,
     parse_target, s, sync_json,
 };
-use super::dynamo::dynamo_err;
-use super::reconcile::{ENTRY_CHECK_AT, ENTRY_REQUEUES, SYNC_REQUEUES, earliest_open_check};
-use super::schema::{
-    ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, entity_pk, event_pk, pending_pk,
-};
+use super::reconcile::earliest_open_check;
+use super::schema::{ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, entity_pk, event_pk, pending_pk};
 use super::transition::{
-    LAST_LEASE, RESET_TOKEN, SYNC_LAST_LEASE, SYNC_RESET_TOKEN, Stamp, Transition,
-    is_condition_failure, lease_token, transition, transition_if,
+    Change, Cond, Field, Path, Slot, Stamp, Transition, Updates, lease_token, transition,
+    transition_if,
 };
 use super::{
     ActionStatus, EntityRecord, EventStore, Guard, OutboxEntry, RetryScope, StoreError, SyncTarget,
@@ -112,10 +106,6 @@ fn hold_until(finish: &Finish) -> Option<i64> {
 }
 
 impl EventStore {
-    fn visibility_check(&self, lease_until: i64, visibility_ms: i64) -> i64 {
-        lease_until.saturating_add(visibility_ms)
-    }
-
     /// Claims event action `action` of an event: PENDING (or RUNNING with an expired lease) →
     /// RUNNING, attempt + 1. `None` when it is not claimable (someone holds it, it is finished,
     /// or it does not exist): the caller drops its message.
@@ -127,66 +117,7 @@ impl EventStore {
         lease_ms: i64,
         visibility_ms: i64,
     ) -> Result<Option<ClaimedAction>, StoreError> {
-        let now = self.clock.now_millis();
-        let lease = lease_token();
-        let lease_until = now.saturating_add(lease_ms);
-        let pk = event_pk(source, event_id);
-        let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(EVENT_SK))
-            .update_expression(
-                "SET #o.#k.#st = :running, #o.#k.lease = :lease, #o.#k.lease_until = :lu, \
-                 #o.#k.attempt = #o.#k.attempt + :one, #o.#k.#ca = :nc, #o.#k.#rq = :zero, \
-                 #pp = :pp, #nc = :nc, #rev = #rev + :one",
-            )
-            .condition_expression(
-                "(#o.#k.#st = :pending OR #o.#k.#st = :running) AND \
-                 (attribute_not_exists(#o.#k.lease_until) OR #o.#k.lease_until < :now)",
-            )
-            .expression_attribute_names("#o", OUTBOX)
-            .expression_attribute_names("#k", action)
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_names("#pp", PENDING_PK)
-            .expression_attribute_names("#nc", PENDING_SK)
-            .expression_attribute_names("#rev", REV)
-            .expression_attribute_names("#ca", ENTRY_CHECK_AT)
-            .expression_attribute_names("#rq", ENTRY_REQUEUES)
-            .expression_attribute_values(":running", s(ActionStatus::Running.as_str()))
-            .expression_attribute_values(":pending", s(ActionStatus::Pending.as_str()))
-            .expression_attribute_values(":lease", s(&lease))
-            .expression_attribute_values(":lu", n(lease_until))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":pp", s(pending_pk(&pk)))
-            .expression_attribute_values(
-                ":nc",
-                n(self.visibility_check(lease_until, visibility_ms)),
-            )
-            .expression_attribute_values(":now", n(now));
-        let stamp = Stamp {
-            entry: Some(action),
-            token_attr: "lease",
-            token: &lease,
-            status_attr: "status",
-            status: ActionStatus::Running,
-        };
-        let item = match transition(req, &stamp).await? {
-            Transition::Written(item) => item,
-            Transition::Refused(_) => return Ok(None),
-        };
-        let entry = match item.get(OUTBOX) {
-            Some(AttributeValue::M(o)) => match o.get(action) {
-                Some(AttributeValue::M(e)) => parse_outbox_entry(action, e)?,
-                _ => return Err(StoreError::Corrupt(format!("outbox entry {action}"))),
-            },
-            _ => return Err(StoreError::Corrupt("outbox".into())),
-        };
-        // The item's time is now this claim's; a sibling due sooner lowers it again.
-        self.settle(&item, &pk, EVENT_SK).await?;
-        Ok(Some(ClaimedAction { entry, lease }))
+        claim_action(self, source, event_id, action, lease_ms, visibility_ms).await
     }
 
     /// Ends this attempt of a claimed event action, if the lease is still ours.
@@ -198,143 +129,7 @@ impl EventStore {
         lease: &str,
         finish: &Finish,
     ) -> Result<Marked, StoreError> {
-        let now = self.clock.now_millis();
-        let pk = event_pk(source, event_id);
-        let (status, http, reason, check) = match finish {
-            Finish::Done { status } => (ActionStatus::Done, *status, None, None),
-            Finish::Failed { status, reason } => {
-                (ActionStatus::Failed, *status, Some(reason.as_str()), None)
-            }
-            Finish::Skipped { reason } => (ActionStatus::Skipped, 0, Some(reason.as_str()), None),
-            Finish::Retry {
-                status,
-                reason,
-                visible_at,
-            } => (
-                ActionStatus::Pending,
-                *status,
-                Some(reason.as_str()),
-                Some(visible_at.saturating_add(self.grace_ms)),
-            ),
-        };
-        let mut set = vec![
-            "#o.#k.#st = :st",
-            "#o.#k.last_status = :ls",
-            "#o.#k.finished_at = :now",
-            "#o.#k.#ll = :lease",
-            "#rev = #rev + :one",
-        ];
-        let mut values = HashMap::from([
-            (":st".to_owned(), s(status.as_str())),
-            (":ls".to_owned(), n(i64::from(http))),
-            (":now".to_owned(), n(now)),
-            (":one".to_owned(), n(1)),
-            (":lease".to_owned(), s(lease)),
-        ]);
-        if let Some(reason) = reason {
-            set.push("#o.#k.reason = :r");
-            values.insert(":r".into(), s(reason));
-        }
-        if let Some(check) = check {
-            // The follow-up's own time; the item's is lowered by `settle` if this is sooner.
-            set.push("#o.#k.#ca = :nc");
-            values.insert(":nc".into(), n(check));
-        }
-        let mut names = HashMap::from([
-            ("#o".to_owned(), OUTBOX.to_owned()),
-            ("#k".to_owned(), action.to_owned()),
-            ("#st".to_owned(), "status".to_owned()),
-            ("#ll".to_owned(), LAST_LEASE.to_owned()),
-            ("#rev".to_owned(), REV.to_owned()),
-        ]);
-        if check.is_some() {
-            names.insert("#ca".into(), ENTRY_CHECK_AT.to_owned());
-        }
-        // A backoff keeps `lease_until` (and drops only the lease token): copies of the message
-        // cannot claim the follow-up before its backoff ends.
-        let remove = match hold_until(finish) {
-            Some(hold) => {
-                set.push("#o.#k.lease_until = :hold");
-                values.insert(":hold".into(), n(hold));
-                "#o.#k.lease"
-            }
-            None => "#o.#k.lease, #o.#k.lease_until",
-        };
-        let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(EVENT_SK))
-            .update_expression(format!("SET {} REMOVE {remove}", set.join(", ")))
-            .condition_expression("#o.#k.lease = :lease")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values));
-        let stamp = Stamp {
-            entry: Some(action),
-            token_attr: LAST_LEASE,
-            token: lease,
-            status_attr: "status",
-            status,
-        };
-        match transition(req, &stamp).await? {
-            Transition::Written(item) => {
-                if !item.is_empty() {
-                    self.settle(&item, &pk, EVENT_SK).await?;
-                }
-                Ok(Marked::Written)
-            }
-            Transition::Refused(_) => Ok(Marked::LeaseLost),
-        }
-    }
-
-    /// After a transition, from the item it wrote: when nothing on the item is left to run, it
-    /// leaves the pending index; when an open follow-up's own time is earlier than the item's,
-    /// the item's time is lowered to it (never raised: the reconciler does that on its visit).
-    /// Conditional on the item's revision, so a concurrent transition is never undone (it
-    /// settles the item itself).
-    pub(super) async fn settle(&self, item: &Item, pk: &str, sk: &str) -> Result<(), StoreError> {
-        let open = if sk == EVENT_SK {
-            parse_event(item)?
-                .outbox
-                .iter()
-                .any(|o| !o.status.is_final())
-        } else {
-            opt_s(item, SYNC_STATUS)
-                .and_then(ActionStatus::parse)
-                .is_some_and(|st| !st.is_final())
-        };
-        let rev = opt_n(item, REV).unwrap_or(0);
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .condition_expression("#rev = :rev")
-            .expression_attribute_names("#nc", PENDING_SK)
-            .expression_attribute_names("#rev", REV)
-            .expression_attribute_values(":rev", n(rev));
-        let update = if open {
-            let current = opt_n(item, PENDING_SK);
-            match (earliest_open_check(item), current) {
-                (Some(earliest), Some(current)) if sk == EVENT_SK && earliest < current => update
-                    .update_expression("SET #nc = :nc")
-                    .expression_attribute_values(":nc", n(earliest)),
-                _ => return Ok(()),
-            }
-        } else {
-            update
-                .update_expression("REMOVE #pp, #nc")
-                .expression_attribute_names("#pp", PENDING_PK)
-        };
-        let res = update.send().await;
-        match res {
-            Ok(_) => Ok(()),
-            // Someone moved the item on meanwhile; the reconciler settles it later.
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(dynamo_err("UpdateItem", e)),
-        }
+        finish_action(self, source, event_id, action, lease, finish).await
     }
 
     /// Claims an entity's sync: PENDING (or RUNNING with an expired lease) → RUNNING. `None`
@@ -346,58 +141,7 @@ impl EventStore {
         lease_ms: i64,
         visibility_ms: i64,
     ) -> Result<Option<ClaimedSync>, StoreError> {
-        let now = self.clock.now_millis();
-        let lease = lease_token();
-        let lease_until = now.saturating_add(lease_ms);
-        let pk = entity_pk(kind, id);
-        let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(ENTITY_SK))
-            .update_expression(
-                "SET #st = :running, #l = :lease, #lu = :lu, #a = if_not_exists(#a, :zero) + :one, \
-                 #rq = :zero, #pp = :pp, #nc = :nc, #rev = if_not_exists(#rev, :zero) + :one",
-            )
-            .condition_expression(
-                "(#st = :pending OR #st = :running) AND (attribute_not_exists(#lu) OR #lu < :now)",
-            )
-            .expression_attribute_names("#st", SYNC_STATUS)
-            .expression_attribute_names("#l", SYNC_LEASE)
-            .expression_attribute_names("#lu", SYNC_LEASE_UNTIL)
-            .expression_attribute_names("#a", SYNC_ATTEMPT)
-            .expression_attribute_names("#rq", SYNC_REQUEUES)
-            .expression_attribute_names("#pp", PENDING_PK)
-            .expression_attribute_names("#nc", PENDING_SK)
-            .expression_attribute_names("#rev", REV)
-            .expression_attribute_values(":running", s(ActionStatus::Running.as_str()))
-            .expression_attribute_values(":pending", s(ActionStatus::Pending.as_str()))
-            .expression_attribute_values(":lease", s(&lease))
-            .expression_attribute_values(":lu", n(lease_until))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":pp", s(pending_pk(&pk)))
-            .expression_attribute_values(
-                ":nc",
-                n(self.visibility_check(lease_until, visibility_ms)),
-            )
-            .expression_attribute_values(":now", n(now));
-        let stamp = Stamp {
-            entry: None,
-            token_attr: SYNC_LEASE,
-            token: &lease,
-            status_attr: SYNC_STATUS,
-            status: ActionStatus::Running,
-        };
-        let item = match transition(req, &stamp).await? {
-            Transition::Written(item) => item,
-            Transition::Refused(_) => return Ok(None),
-        };
-        Ok(Some(ClaimedSync {
-            entity: parse_entity(&item)?,
-            lease,
-        }))
+        claim_sync(self, kind, id, lease_ms, visibility_ms).await
     }
 
     /// Ends this attempt of a claimed sync of `entity` (as claimed). `posted` is the state the
@@ -412,168 +156,7 @@ impl EventStore {
         finish: &Finish,
         posted: Option<&SyncTarget>,
     ) -> Result<Marked, StoreError> {
-        let now = self.clock.now_millis();
-        let pk = entity_pk(&entity.kind, &entity.id);
-        let (status, http, reason, check) = match finish {
-            Finish::Done { status } => (ActionStatus::Done, *status, None, None),
-            Finish::Failed { status, reason } => {
-                (ActionStatus::Failed, *status, Some(reason.clone()), None)
-            }
-            Finish::Skipped { reason } => (ActionStatus::Skipped, 0, Some(reason.clone()), None),
-            Finish::Retry {
-                status,
-                reason,
-                visible_at,
-            } => (
-                ActionStatus::Pending,
-                *status,
-                Some(reason.clone()),
-                Some(visible_at.saturating_add(self.grace_ms)),
-            ),
-        };
-        let first = self
-            .sync_update(
-                &pk,
-                lease,
-                posted,
-                entity.version,
-                status,
-                http,
-                reason.as_deref(),
-                check,
-                hold_until(finish),
-                true,
-            )
-            .await?;
-        match first {
-            Transition::Written(item) => {
-                if !item.is_empty() {
-                    self.settle(&item, &pk, ENTITY_SK).await?;
-                }
-                Ok(Marked::Written)
-            }
-            Transition::Refused(Some(old)) if opt_s(&old, SYNC_LEASE) == Some(lease) => {
-                // Ours, but the entity moved on: record what was posted, release, go again.
-                let check = now.saturating_add(self.grace_ms);
-                match self
-                    .sync_update(
-                        &pk,
-                        lease,
-                        posted,
-                        entity.version,
-                        ActionStatus::Pending,
-                        http,
-                        Some("entity changed while syncing"),
-                        Some(check),
-                        None,
-                        false,
-                    )
-                    .await?
-                {
-                    Transition::Written(_) => Ok(Marked::Moved),
-                    Transition::Refused(_) => Ok(Marked::LeaseLost),
-                }
-            }
-            Transition::Refused(_) => Ok(Marked::LeaseLost),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn sync_update(
-        &self,
-        pk: &str,
-        lease: &str,
-        posted: Option<&SyncTarget>,
-        version: i64,
-        status: ActionStatus,
-        http: u16,
-        reason: Option<&str>,
-        check: Option<i64>,
-        hold: Option<i64>,
-        same_version: bool,
-    ) -> Result<Transition, StoreError> {
-        let mut names = HashMap::from([
-            ("#st".to_owned(), SYNC_STATUS.to_owned()),
-            ("#l".to_owned(), SYNC_LEASE.to_owned()),
-            ("#ll".to_owned(), SYNC_LAST_LEASE.to_owned()),
-            ("#lu".to_owned(), SYNC_LEASE_UNTIL.to_owned()),
-            ("#ls".to_owned(), SYNC_LAST_STATUS.to_owned()),
-            ("#rev".to_owned(), REV.to_owned()),
-        ]);
-        let mut values = HashMap::from([
-            (":st".to_owned(), s(status.as_str())),
-            (":ls".to_owned(), n(i64::from(http))),
-            (":lease".to_owned(), s(lease)),
-            (":one".to_owned(), n(1)),
-        ]);
-        let mut set = vec![
-            "#st = :st",
-            "#ls = :ls",
-            "#ll = :lease",
-            "#rev = #rev + :one",
-        ];
-        // A backoff keeps the lease's end (see `hold_until`); anything else ends the lease.
-        let mut remove = vec!["#l"];
-        match hold {
-            Some(hold) => {
-                values.insert(":hold".into(), n(hold));
-                set.push("#lu = :hold");
-            }
-            None => remove.push("#lu"),
-        }
-        if let Some(posted) = posted {
-            names.insert("#sy".into(), SYNC_SYNCED.to_owned());
-            names.insert("#sv".into(), SYNC_SYNCED_VERSION.to_owned());
-            values.insert(":sy".into(), s(sync_json(posted)));
-            values.insert(":sv".into(), n(version));
-            set.push("#sy = :sy");
-            set.push("#sv = :sv");
-        } else if status == ActionStatus::Done {
-            names.insert("#sv".into(), SYNC_SYNCED_VERSION.to_owned());
-            values.insert(":sv".into(), n(version));
-            set.push("#sv = :sv");
-        }
-        names.insert("#r".into(), SYNC_REASON.to_owned());
-        match reason {
-            Some(r) => {
-                values.insert(":r".into(), s(r));
-                set.push("#r = :r");
-            }
-            None => remove.push("#r"),
-        }
-        if let Some(check) = check {
-            names.insert("#nc".into(), PENDING_SK.to_owned());
-            values.insert(":nc".into(), n(check));
-            set.push("#nc = :nc");
-        }
-        let mut condition = "#l = :lease".to_owned();
-        if same_version {
-            names.insert("#v".into(), VERSION.to_owned());
-            values.insert(":v".into(), n(version));
-            condition.push_str(" AND #v = :v");
-        }
-        let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(pk))
-            .key(SK, s(ENTITY_SK))
-            .update_expression(format!(
-                "SET {} REMOVE {}",
-                set.join(", "),
-                remove.join(", ")
-            ))
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values));
-        let stamp = Stamp {
-            entry: None,
-            token_attr: SYNC_LAST_LEASE,
-            token: lease,
-            status_attr: SYNC_STATUS,
-            status,
-        };
-        transition(req, &stamp).await
+        finish_sync(self, entity, lease, finish, posted).await
     }
 
     /// The pre-POST mark of a claimed sync (docs/FOLLOWUPS.md, "State syncs"): before the
@@ -593,43 +176,7 @@ impl EventStore {
         lease: &str,
         state: &SyncTarget,
     ) -> Result<Option<i64>, StoreError> {
-        let Some(sync) = &entity.sync else {
-            return Err(StoreError::Corrupt(format!(
-                "{}/{} keeps no sync",
-                entity.kind, entity.id
-            )));
-        };
-        let seq = sync.seq.saturating_add(1);
-        let pk = entity_pk(&entity.kind, &entity.id);
-        let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(ENTITY_SK))
-            .update_expression(
-                "SET #sent = :sent, #seq = :seq, #rev = if_not_exists(#rev, :zero) + :one",
-            )
-            .condition_expression("#l = :lease AND (attribute_not_exists(#seq) OR #seq = :claimed)")
-            .expression_attribute_names("#sent", SYNC_SENT)
-            .expression_attribute_names("#seq", SYNC_SEQ)
-            .expression_attribute_names("#rev", REV)
-            .expression_attribute_names("#l", SYNC_LEASE)
-            .expression_attribute_values(":sent", s(sync_json(state)))
-            .expression_attribute_values(":seq", n(seq))
-            .expression_attribute_values(":claimed", n(sync.seq))
-            .expression_attribute_values(":lease", s(lease))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1));
-        let ours = |old: &Item| {
-            opt_s(old, SYNC_LEASE) == Some(lease)
-                && opt_n(old, SYNC_SEQ) == Some(seq)
-                && parse_target(old, SYNC_SENT).ok().flatten().as_ref() == Some(state)
-        };
-        match transition_if(req, "sent", ours).await? {
-            Transition::Written(_) => Ok(Some(seq)),
-            Transition::Refused(_) => Ok(None),
-        }
+        mark_sync_sent(self, entity, lease, state).await
     }
 
     /// Why a guarded event action must be skipped now (its guard read against the entity as it
@@ -651,112 +198,389 @@ impl EventStore {
         action: &str,
         scope: RetryScope,
     ) -> Result<bool, StoreError> {
-        let now = self.clock.now_millis();
-        let token = lease_token();
-        let pk = event_pk(source, event_id);
-        let (condition, done) = match scope {
-            RetryScope::AlsoDone => (
-                "#o.#k.#st IN (:failed, :skipped, :done)",
-                Some(HashMap::from([(
-                    ":done".to_owned(),
-                    s(ActionStatus::Done.as_str()),
-                )])),
-            ),
-            RetryScope::FailedOrSkipped => ("#o.#k.#st IN (:failed, :skipped)", None),
+        let statuses: &[ActionStatus] = match scope {
+            RetryScope::AlsoDone => &[
+                ActionStatus::Failed,
+                ActionStatus::Skipped,
+                ActionStatus::Done,
+            ],
+            RetryScope::FailedOrSkipped => &[ActionStatus::Failed, ActionStatus::Skipped],
         };
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(EVENT_SK))
-            .update_expression(
-                "SET #o.#k.#st = :pending, #o.#k.generation = #o.#k.generation + :one, \
-                 #o.#k.attempt = :zero, #o.#k.#rt = :rt, #o.#k.#ca = :nc, #o.#k.#rq = :zero, \
-                 #pp = :pp, #nc = :nc, #rev = #rev + :one",
-            )
-            .condition_expression(condition)
-            .expression_attribute_names("#o", OUTBOX)
-            .expression_attribute_names("#rt", RESET_TOKEN)
-            .expression_attribute_values(":rt", s(&token))
-            .expression_attribute_names("#k", action)
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_names("#ca", ENTRY_CHECK_AT)
-            .expression_attribute_names("#rq", ENTRY_REQUEUES)
-            .expression_attribute_names("#pp", PENDING_PK)
-            .expression_attribute_names("#nc", PENDING_SK)
-            .expression_attribute_names("#rev", REV)
-            .expression_attribute_values(":pending", s(ActionStatus::Pending.as_str()))
-            .expression_attribute_values(":failed", s(ActionStatus::Failed.as_str()))
-            .expression_attribute_values(":skipped", s(ActionStatus::Skipped.as_str()))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":pp", s(pending_pk(&pk)))
-            .expression_attribute_values(":nc", n(now.saturating_add(self.grace_ms)));
-        for (k, v) in done.into_iter().flatten() {
-            req = req.expression_attribute_values(k, v);
-        }
-        let stamp = Stamp {
-            entry: Some(action),
-            token_attr: RESET_TOKEN,
-            token: &token,
-            status_attr: "status",
-            status: ActionStatus::Pending,
-        };
-        match transition(req, &stamp).await? {
-            Transition::Written(item) => {
-                // A sibling due sooner than the grace keeps its time.
-                if !item.is_empty() {
-                    self.settle(&item, &pk, EVENT_SK).await?;
-                }
-                Ok(true)
-            }
-            Transition::Refused(_) => Ok(false),
-        }
+        reset(
+            self,
+            &event_pk(source, event_id),
+            Slot::Action(action),
+            statuses,
+        )
+        .await
     }
 
     /// An operator's retry of an entity's FAILED or SKIPPED sync: PENDING, new generation.
     pub async fn retry_sync(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        let now = self.clock.now_millis();
-        let token = lease_token();
-        let pk = entity_pk(kind, id);
-        let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(ENTITY_SK))
-            .update_expression(
-                "SET #st = :pending, #g = if_not_exists(#g, :zero) + :one, #a = :zero, \
-                 #rt = :rt, #rq = :zero, #pp = :pp, #nc = :nc, #rev = if_not_exists(#rev, :zero) + :one",
-            )
-            .condition_expression("#st IN (:failed, :skipped)")
-            .expression_attribute_names("#rt", SYNC_RESET_TOKEN)
-            .expression_attribute_values(":rt", s(&token))
-            .expression_attribute_names("#st", SYNC_STATUS)
-            .expression_attribute_names("#g", SYNC_GENERATION)
-            .expression_attribute_names("#a", SYNC_ATTEMPT)
-            .expression_attribute_names("#rq", SYNC_REQUEUES)
-            .expression_attribute_names("#pp", PENDING_PK)
-            .expression_attribute_names("#nc", PENDING_SK)
-            .expression_attribute_names("#rev", REV)
-            .expression_attribute_values(":pending", s(ActionStatus::Pending.as_str()))
-            .expression_attribute_values(":failed", s(ActionStatus::Failed.as_str()))
-            .expression_attribute_values(":skipped", s(ActionStatus::Skipped.as_str()))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":pp", s(pending_pk(&pk)))
-            .expression_attribute_values(":nc", n(now.saturating_add(self.grace_ms)));
-        let stamp = Stamp {
-            entry: None,
-            token_attr: SYNC_RESET_TOKEN,
-            token: &token,
-            status_attr: SYNC_STATUS,
-            status: ActionStatus::Pending,
-        };
-        Ok(matches!(
-            transition(req, &stamp).await?,
-            Transition::Written(_)
-        ))
+        reset(
+            self,
+            &entity_pk(kind, id),
+            Slot::Sync,
+            &[ActionStatus::Failed, ActionStatus::Skipped],
+        )
+        .await
     }
+}
+
+/// [`EventStore::claim_action`] on any store.
+pub(super) async fn claim_action(
+    store: &impl Updates,
+    source: &str,
+    event_id: &str,
+    action: &str,
+    lease_ms: i64,
+    visibility_ms: i64,
+) -> Result<Option<ClaimedAction>, StoreError> {
+    let pk = event_pk(source, event_id);
+    let Some((item, lease)) =
+        claim(store, &pk, Slot::Action(action), lease_ms, visibility_ms).await?
+    else {
+        return Ok(None);
+    };
+    let entry = match item.get(OUTBOX) {
+        Some(AttributeValue::M(o)) => match o.get(action) {
+            Some(AttributeValue::M(e)) => parse_outbox_entry(action, e)?,
+            _ => return Err(StoreError::Corrupt(format!("outbox entry {action}"))),
+        },
+        _ => return Err(StoreError::Corrupt("outbox".into())),
+    };
+    Ok(Some(ClaimedAction { entry, lease }))
+}
+
+/// [`EventStore::claim_sync`] on any store.
+pub(super) async fn claim_sync(
+    store: &impl Updates,
+    kind: &str,
+    id: &str,
+    lease_ms: i64,
+    visibility_ms: i64,
+) -> Result<Option<ClaimedSync>, StoreError> {
+    let pk = entity_pk(kind, id);
+    let Some((item, lease)) = claim(store, &pk, Slot::Sync, lease_ms, visibility_ms).await? else {
+        return Ok(None);
+    };
+    Ok(Some(ClaimedSync {
+        entity: parse_entity(&item)?,
+        lease,
+    }))
+}
+
+/// A claim: PENDING (or RUNNING with an expired lease) → RUNNING under a fresh lease, one more
+/// attempt, its check at the lease's end plus the message's visibility. The item as claimed and
+/// the lease, or `None` when not claimable.
+async fn claim(
+    store: &impl Updates,
+    pk: &str,
+    slot: Slot<'_>,
+    lease_ms: i64,
+    visibility_ms: i64,
+) -> Result<Option<(Item, String)>, StoreError> {
+    let now = store.now_millis();
+    let lease = lease_token();
+    let lease_until = now.saturating_add(lease_ms);
+    let check = lease_until.saturating_add(visibility_ms);
+    let change = Change::of(slot)
+        .set(Field::Status, s(ActionStatus::Running.as_str()))
+        .set(Field::Lease, s(&lease))
+        .set(Field::LeaseUntil, n(lease_until))
+        .add_one(Field::Attempt)
+        .set(Field::CheckAt, n(check))
+        .set(Field::Requeues, n(0))
+        .set_item(PENDING_PK, s(pending_pk(pk)))
+        .set_item(PENDING_SK, n(check))
+        .bump_rev()
+        .when_status(&[ActionStatus::Pending, ActionStatus::Running])
+        .when_lease_free(now);
+    let stamp = Stamp {
+        slot,
+        field: Field::Lease,
+        token: &lease,
+        status: ActionStatus::Running,
+    };
+    match transition(store, pk, &change, &stamp).await? {
+        Transition::Written(item) => {
+            // The item's time is now this claim's; a sibling due sooner lowers it again.
+            settle(store, &item, pk, slot.sk()).await?;
+            Ok(Some((item, lease)))
+        }
+        Transition::Refused(_) => Ok(None),
+    }
+}
+
+/// What a finish writes: the status, the target's HTTP status, the reason, and (a backoff) the
+/// follow-up's own next check.
+fn ending(finish: &Finish, grace_ms: i64) -> (ActionStatus, u16, Option<&str>, Option<i64>) {
+    match finish {
+        Finish::Done { status } => (ActionStatus::Done, *status, None, None),
+        Finish::Failed { status, reason } => (ActionStatus::Failed, *status, Some(reason), None),
+        Finish::Skipped { reason } => (ActionStatus::Skipped, 0, Some(reason), None),
+        Finish::Retry {
+            status,
+            reason,
+            visible_at,
+        } => (
+            ActionStatus::Pending,
+            *status,
+            Some(reason),
+            Some(visible_at.saturating_add(grace_ms)),
+        ),
+    }
+}
+
+/// The end of an attempt under `lease`: `status`, the lease released (a backoff keeps its end:
+/// see [`hold_until`]), `last_lease` as the finish's own mark. An event action keeps its last
+/// reason when none is given; a sync's is cleared.
+#[allow(clippy::too_many_arguments)]
+fn finishing<'a>(
+    slot: Slot<'a>,
+    lease: &'a str,
+    status: ActionStatus,
+    http: u16,
+    reason: Option<&str>,
+    check: Option<i64>,
+    hold: Option<i64>,
+    now: i64,
+) -> Change<'a> {
+    let c = Change::of(slot)
+        .set(Field::Status, s(status.as_str()))
+        .set(Field::LastStatus, n(i64::from(http)))
+        .set(Field::FinishedAt, n(now))
+        .set(Field::LastLease, s(lease))
+        .bump_rev()
+        .remove(Field::Lease);
+    let c = match hold {
+        Some(hold) => c.set(Field::LeaseUntil, n(hold)),
+        None => c.remove(Field::LeaseUntil),
+    };
+    let c = match (reason, slot) {
+        (Some(r), _) => c.set(Field::Reason, s(r)),
+        (None, Slot::Sync) => c.remove(Field::Reason),
+        (None, Slot::Action(_)) => c,
+    };
+    let c = match check {
+        // The follow-up's own time; the item's is lowered by `settle` if this is sooner.
+        Some(check) => c.set(Field::CheckAt, n(check)),
+        None => c,
+    };
+    c.when_eq(Field::Lease, s(lease))
+}
+
+/// The stamp a finish leaves: the lease as `last_lease`, next to the status it wrote.
+fn finished<'a>(slot: Slot<'a>, lease: &'a str, status: ActionStatus) -> Stamp<'a> {
+    Stamp {
+        slot,
+        field: Field::LastLease,
+        token: lease,
+        status,
+    }
+}
+
+/// [`EventStore::finish_action`] on any store.
+pub(super) async fn finish_action(
+    store: &impl Updates,
+    source: &str,
+    event_id: &str,
+    action: &str,
+    lease: &str,
+    finish: &Finish,
+) -> Result<Marked, StoreError> {
+    let pk = event_pk(source, event_id);
+    let slot = Slot::Action(action);
+    let (status, http, reason, check) = ending(finish, store.grace_ms());
+    let change = finishing(
+        slot,
+        lease,
+        status,
+        http,
+        reason,
+        check,
+        hold_until(finish),
+        store.now_millis(),
+    );
+    match transition(store, &pk, &change, &finished(slot, lease, status)).await? {
+        Transition::Written(item) => {
+            if !item.is_empty() {
+                settle(store, &item, &pk, EVENT_SK).await?;
+            }
+            Ok(Marked::Written)
+        }
+        Transition::Refused(_) => Ok(Marked::LeaseLost),
+    }
+}
+
+/// [`EventStore::finish_sync`] on any store.
+pub(super) async fn finish_sync(
+    store: &impl Updates,
+    entity: &EntityRecord,
+    lease: &str,
+    finish: &Finish,
+    posted: Option<&SyncTarget>,
+) -> Result<Marked, StoreError> {
+    let now = store.now_millis();
+    let pk = entity_pk(&entity.kind, &entity.id);
+    let (status, http, reason, check) = ending(finish, store.grace_ms());
+    let hold = hold_until(finish);
+    let first = finishing(Slot::Sync, lease, status, http, reason, check, hold, now);
+    let first = synced(first, status, posted, entity.version)
+        .when(Cond::Eq(Path::Item(VERSION), n(entity.version)));
+    match transition(store, &pk, &first, &finished(Slot::Sync, lease, status)).await? {
+        Transition::Written(item) => {
+            if !item.is_empty() {
+                settle(store, &item, &pk, ENTITY_SK).await?;
+            }
+            Ok(Marked::Written)
+        }
+        Transition::Refused(Some(old)) if opt_s(&old, SYNC_LEASE) == Some(lease) => {
+            // Ours, but the entity moved on: record what was posted, release, go again.
+            let pending = ActionStatus::Pending;
+            let reason = Some("entity changed while syncing");
+            let check = Some(now.saturating_add(store.grace_ms()));
+            let again = finishing(Slot::Sync, lease, pending, http, reason, check, None, now);
+            let again = synced(again, pending, posted, entity.version);
+            match transition(store, &pk, &again, &finished(Slot::Sync, lease, pending)).await? {
+                Transition::Written(_) => Ok(Marked::Moved),
+                Transition::Refused(_) => Ok(Marked::LeaseLost),
+            }
+        }
+        Transition::Refused(_) => Ok(Marked::LeaseLost),
+    }
+}
+
+/// A sync's finish records what the target acknowledged (`posted`) and at which version of the
+/// entity, whatever else happened meanwhile; a DONE without a POST records the version only.
+fn synced<'a>(
+    c: Change<'a>,
+    status: ActionStatus,
+    posted: Option<&SyncTarget>,
+    version: i64,
+) -> Change<'a> {
+    match posted {
+        Some(posted) => c
+            .set_item(SYNC_SYNCED, s(sync_json(posted)))
+            .set_item(SYNC_SYNCED_VERSION, n(version)),
+        None if status == ActionStatus::Done => c.set_item(SYNC_SYNCED_VERSION, n(version)),
+        None => c,
+    }
+}
+
+/// [`EventStore::mark_sync_sent`] on any store.
+pub(super) async fn mark_sync_sent(
+    store: &impl Updates,
+    entity: &EntityRecord,
+    lease: &str,
+    state: &SyncTarget,
+) -> Result<Option<i64>, StoreError> {
+    let Some(sync) = &entity.sync else {
+        return Err(StoreError::Corrupt(format!(
+            "{}/{} keeps no sync",
+            entity.kind, entity.id
+        )));
+    };
+    let seq = sync.seq.saturating_add(1);
+    let pk = entity_pk(&entity.kind, &entity.id);
+    let seq_at = Path::Item(SYNC_SEQ);
+    let change = Change::of(Slot::Sync)
+        .set_item(SYNC_SENT, s(sync_json(state)))
+        .set_item(SYNC_SEQ, n(seq))
+        .bump_rev()
+        .when_eq(Field::Lease, s(lease))
+        .when(Cond::Any(vec![
+            Cond::Missing(seq_at),
+            Cond::Eq(seq_at, n(sync.seq)),
+        ]));
+    let ours = |old: &Item| {
+        opt_s(old, SYNC_LEASE) == Some(lease)
+            && opt_n(old, SYNC_SEQ) == Some(seq)
+            && parse_target(old, SYNC_SENT).ok().flatten().as_ref() == Some(state)
+    };
+    match transition_if(store, &pk, &change, "sent", ours).await? {
+        Transition::Written(_) => Ok(Some(seq)),
+        Transition::Refused(_) => Ok(None),
+    }
+}
+
+/// An operator's reset of the follow-up in `slot` when it is in one of `statuses`: PENDING, a
+/// new generation (a new `Idempotency-Key`), attempts reset, due after the grace, with a fresh
+/// `reset_token` as its own mark.
+async fn reset(
+    store: &impl Updates,
+    pk: &str,
+    slot: Slot<'_>,
+    statuses: &[ActionStatus],
+) -> Result<bool, StoreError> {
+    let token = lease_token();
+    let check = store.now_millis().saturating_add(store.grace_ms());
+    let change = Change::of(slot)
+        .set(Field::Status, s(ActionStatus::Pending.as_str()))
+        .add_one(Field::Generation)
+        .set(Field::Attempt, n(0))
+        .set(Field::ResetToken, s(&token))
+        .set(Field::CheckAt, n(check))
+        .set(Field::Requeues, n(0))
+        .set_item(PENDING_PK, s(pending_pk(pk)))
+        .set_item(PENDING_SK, n(check))
+        .bump_rev()
+        .when_status(statuses);
+    let stamp = Stamp {
+        slot,
+        field: Field::ResetToken,
+        token: &token,
+        status: ActionStatus::Pending,
+    };
+    match transition(store, pk, &change, &stamp).await? {
+        Transition::Written(item) => {
+            // A sibling due sooner than the grace keeps its time.
+            if !item.is_empty() {
+                settle(store, &item, pk, slot.sk()).await?;
+            }
+            Ok(true)
+        }
+        Transition::Refused(_) => Ok(false),
+    }
+}
+
+/// After a transition, from the item it wrote: when nothing on the item is left to run, it
+/// leaves the pending index; when an open follow-up's own time is earlier than the item's,
+/// the item's time is lowered to it (never raised: the reconciler does that on its visit).
+/// Conditional on the item's revision, so a concurrent transition is never undone (it
+/// settles the item itself).
+async fn settle(
+    store: &impl Updates,
+    item: &Item,
+    pk: &str,
+    sk: &'static str,
+) -> Result<(), StoreError> {
+    let open = if sk == EVENT_SK {
+        parse_event(item)?
+            .outbox
+            .iter()
+            .any(|o| !o.status.is_final())
+    } else {
+        opt_s(item, SYNC_STATUS)
+            .and_then(ActionStatus::parse)
+            .is_some_and(|st| !st.is_final())
+    };
+    let change = if open {
+        match (earliest_open_check(item), opt_n(item, PENDING_SK)) {
+            (Some(earliest), Some(current)) if sk == EVENT_SK && earliest < current => {
+                Change::item().set_item(PENDING_SK, n(earliest))
+            }
+            _ => return Ok(()),
+        }
+    } else {
+        Change::item()
+            .remove_item(PENDING_PK)
+            .remove_item(PENDING_SK)
+    };
+    let rev = opt_n(item, REV).unwrap_or(0);
+    // Refused: someone moved the item on meanwhile; the reconciler settles it later.
+    store
+        .update(pk, sk, &change.when(Cond::Eq(Path::Item(REV), n(rev))))
+        .await?;
+    Ok(())
 }
