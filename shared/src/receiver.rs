@@ -36,7 +36,7 @@ use crate::http::{ApiError, ContentKind, guard, json_response};
 use crate::metrics::{self, Metric, Metrics};
 use crate::queue::FollowupQueue;
 use crate::secrets::{RefreshingVerifier, SecretsError};
-use crate::store::{Committed, Effects, EventStore, NewEvent, Outcome, RecordPlan, StoreError};
+use crate::store::{Committed, Effects, NewEvent, Outcome, RecordPlan, SharedStore, StoreError};
 use crate::verify::{Incoming, ParseError, Scheme, Verified, Verifier};
 
 /// What a function's handler learns from one verified delivery.
@@ -91,7 +91,7 @@ pub struct Receiver {
     spec: ReceiverSpec,
     verifier: RefreshingVerifier,
     max_body_bytes: usize,
-    store: EventStore,
+    store: SharedStore,
     queue: FollowupQueue,
     clock: SharedClock,
     allowed_sources: Option<SourceAllowlist>,
@@ -168,15 +168,17 @@ impl Receiver {
         )
     }
 
-    /// Assembles a receiver from ready parts (tests inject clients and clocks here). A plain
-    /// [`Verifier`] has fixed secrets; a [`RefreshingVerifier`] re-reads them.
+    /// Assembles a receiver from ready parts (tests inject clients, clocks and the in-memory
+    /// store here). A plain [`Verifier`] has fixed secrets; a [`RefreshingVerifier`] re-reads
+    /// them.
     pub fn from_parts(
         spec: ReceiverSpec,
         verifier: impl Into<RefreshingVerifier>,
         max_body_bytes: usize,
-        store: EventStore,
+        store: impl Into<SharedStore>,
         queue: FollowupQueue,
     ) -> Self {
+        let store = store.into();
         Self {
             spec,
             verifier: verifier.into(),

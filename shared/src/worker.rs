@@ -36,7 +36,7 @@ use crate::config::{Target, WorkerConfig};
 use crate::followup::{self, SyncStep, Timers, Verdict};
 use crate::metrics::{self, Metrics};
 use crate::queue::{self, FollowupQueue};
-use crate::store::{EventStore, Finish, FollowUp, Marked, SyncTarget};
+use crate::store::{Finish, FollowUp, Marked, SharedStore, SyncTarget};
 
 /// The header naming the follow-up instance, stable across automatic repeats.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -88,7 +88,7 @@ impl From<crate::store::StoreError> for Retry {
 /// The worker: store, queue, HTTP client, targets and timers, built once per cold start.
 #[derive(Debug, Clone)]
 pub struct Worker {
-    store: EventStore,
+    store: SharedStore,
     queue: FollowupQueue,
     dlq_url: String,
     http: reqwest::Client,
@@ -119,9 +119,10 @@ impl Worker {
         )
     }
 
-    /// Assembles a worker from ready parts (tests inject clocks and targets here).
+    /// Assembles a worker from ready parts (tests inject clocks, targets and the in-memory store
+    /// here).
     pub fn from_parts(
-        store: EventStore,
+        store: impl Into<SharedStore>,
         queue: FollowupQueue,
         dlq_url: &str,
         targets: BTreeMap<String, Target>,
@@ -134,7 +135,7 @@ impl Worker {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
-            store,
+            store: store.into(),
             queue,
             dlq_url: dlq_url.to_owned(),
             http,

@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+
+use super::schema::{ENTITY_SK, PK, SK};
 
 use super::codec::{Item, parse_event, s};
 use super::dynamo::{build_err, dynamo_err};
@@ -47,11 +51,8 @@ impl EventStore {
         event: &NewEvent<'_>,
         reason: &str,
     ) -> Result<Committed, StoreError> {
-        let now = self.clock.now_millis();
-        let put = self.event_put(event, Outcome::Quarantined, now, None, &[], Some(reason))?;
-        let body = self.body_put(event, now)?;
-        self.put_event(put, body, Outcome::Quarantined, Vec::new())
-            .await
+        let plan = self.quarantine_plan(event, reason)?;
+        self.commit(plan).await
     }
 
     /// Runs the current mapping's `effects` for a `quarantined` event (an operator's replay,
@@ -107,6 +108,17 @@ impl EventStore {
             items.push(TransactWriteItem::builder().put(body).build());
         }
         let update_at = items.len();
+        let r = update.change.render();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(&update.pk))
+            .key(SK, s(ENTITY_SK))
+            .update_expression(r.update)
+            .set_condition_expression(r.condition)
+            .set_expression_attribute_names(Some(r.names))
+            .set_expression_attribute_values(Some(r.values))
+            .build()
+            .map_err(build_err)?;
         items.push(TransactWriteItem::builder().update(update).build());
         match self.transact(items).await? {
             Ok(()) => Ok(Committed { outcome, enqueue }),
@@ -195,7 +207,7 @@ impl EventStore {
 
 /// The answer to a duplicate: the stored event's still-PENDING event actions, and its entity's
 /// sync when it changed one, re-enqueued (an extra copy is harmless: only a claimant runs).
-fn duplicate(old: Option<Item>) -> Committed {
+pub(super) fn duplicate(old: Option<Item>) -> Committed {
     let enqueue = old
         .as_ref()
         .and_then(|item| parse_event(item).ok())

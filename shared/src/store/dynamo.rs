@@ -73,7 +73,6 @@ impl EventStore {
     /// A store that plans with this code but reaches no DynamoDB (its client has no endpoint it
     /// could answer on): what the in-memory double plans with, so the items it keeps are the
     /// items this store would write.
-    #[cfg(test)]
     pub(super) fn detached(table: &str, retention_days: i64, clock: SharedClock) -> Self {
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())

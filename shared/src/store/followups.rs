@@ -27,7 +27,7 @@ use super::transition::{
     transition_if,
 };
 use super::{
-    ActionStatus, EntityRecord, EventStore, Guard, OutboxEntry, RetryScope, StoreError, SyncTarget,
+    ActionStatus, EntityRecord, EventStore, OutboxEntry, RetryScope, StoreError, SyncTarget,
 };
 
 /// A claimed event action: the lease is ours until `lease_until`.
@@ -177,14 +177,6 @@ impl EventStore {
         state: &SyncTarget,
     ) -> Result<Option<i64>, StoreError> {
         mark_sync_sent(self, entity, lease, state).await
-    }
-
-    /// Why a guarded event action must be skipped now (its guard read against the entity as it
-    /// is, strongly consistent), or `None` when it may run.
-    pub async fn guard_fails(&self, guard: &Guard) -> Result<Option<String>, StoreError> {
-        let e = guard.entity();
-        let entity = self.get_entity(&e.kind, &e.id).await?;
-        Ok(guard.fails(entity.as_ref()))
     }
 
     /// An operator's retry of an event action in a state `scope` covers (FAILED or SKIPPED, and

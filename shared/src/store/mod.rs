@@ -32,10 +32,12 @@
 //! without I/O.
 
 mod admin;
+mod api;
 mod codec;
 mod commit;
 mod dynamo;
 mod followups;
+pub mod memory;
 pub mod ordering;
 mod reads;
 mod reconcile;
@@ -45,6 +47,7 @@ mod transition;
 
 pub use crate::followup::{FollowUp, SyncTarget};
 pub use admin::{FollowupFilter, FollowupPage, FollowupView, PageKey};
+pub use api::{SharedStore, Store, StoreFuture};
 pub use commit::Committed;
 pub use dynamo::EventStore;
 pub use followups::{ClaimedAction, ClaimedSync, Finish, Marked};

@@ -1,21 +1,21 @@
 //! Planning the record of one event: the event record, its raw body and the entity's change,
 //! built as DynamoDB writes but not yet sent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure};
 use sha2::{Digest, Sha256};
 
 use super::codec::{
-    ATTRS, BodyItem, Bytes, DELETED, EntryItem, EventItem, ID, Item, KIND, LAST_EVENT, REV,
+    ATTRS, BodyItem, Bytes, DELETED, EntryItem, EventItem, ID, Item, KIND, LAST_EVENT,
     SYNC_ATTEMPT, SYNC_DESIRED, SYNC_GENERATION, SYNC_NAME, SYNC_SOURCE, SYNC_STATUS, UPDATED_AT,
     VERSION, json_to_attr, n, s, sync_json, to_item,
 };
 use super::dynamo::build_err;
 use super::schema::{
-    BODY_SK, ENTITY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, SK, entity_pk, event_pk, pending_pk,
-    source_pk,
+    BODY_SK, EVENT_SK, PENDING_PK, PENDING_SK, PK, entity_pk, event_pk, pending_pk, source_pk,
 };
+use super::transition::{Change, Cond, Path};
 use super::{
     Action, ActionStatus, ChangeMode, Effects, EventStore, FollowUp, Guard, NewEvent, Outcome,
     StateChange, StoreError,
@@ -30,10 +30,24 @@ pub const MAX_STORED_BODY: usize = 350 * 1024;
 pub struct RecordPlan {
     pub(super) event: Put,
     pub(super) body: Option<Put>,
-    pub(super) update: Option<Update>,
+    pub(super) update: Option<EntityWrite>,
     pub(super) outcome: Outcome,
     pub(super) enqueue: Vec<FollowUp>,
     pub(super) stale: Option<(Put, Vec<FollowUp>)>,
+}
+
+/// The entity's conditional change within a [`RecordPlan`].
+#[derive(Debug, Clone)]
+pub(super) struct EntityWrite {
+    /// The entity's key.
+    pub pk: String,
+    /// The update, conditional on the ordering rule.
+    pub change: Change<'static>,
+    /// The change as described, for the in-memory double (which applies the ordering rule
+    /// through [`super::ordering::supersedes`]).
+    pub state: StateChange,
+    /// The event making it.
+    pub event_id: String,
 }
 
 impl EventStore {
@@ -74,9 +88,7 @@ impl EventStore {
                 sync: sync.name.clone(),
             });
         }
-        let update = change
-            .map(|change| self.change_update(change, event, now))
-            .transpose()?;
+        let update = change.map(|change| self.change_update(change, event, now));
         let stale = if change.is_some() {
             let put = self.event_put(event, Outcome::Stale, now, change, actions, None)?;
             Some((put, follow))
@@ -93,11 +105,24 @@ impl EventStore {
         })
     }
 
-    pub(super) fn body_put(
+    /// The writes that record `event` as `quarantined`, with its raw body and the reason.
+    pub(super) fn quarantine_plan(
         &self,
         event: &NewEvent<'_>,
-        now: i64,
-    ) -> Result<Option<Put>, StoreError> {
+        reason: &str,
+    ) -> Result<RecordPlan, StoreError> {
+        let now = self.clock.now_millis();
+        Ok(RecordPlan {
+            event: self.event_put(event, Outcome::Quarantined, now, None, &[], Some(reason))?,
+            body: self.body_put(event, now)?,
+            update: None,
+            outcome: Outcome::Quarantined,
+            enqueue: Vec::new(),
+            stale: None,
+        })
+    }
+
+    fn body_put(&self, event: &NewEvent<'_>, now: i64) -> Result<Option<Put>, StoreError> {
         if event.body.len() > MAX_STORED_BODY {
             return Ok(None);
         }
@@ -115,7 +140,7 @@ impl EventStore {
             .map_err(build_err)
     }
 
-    pub(super) fn event_put(
+    fn event_put(
         &self,
         event: &NewEvent<'_>,
         outcome: Outcome,
@@ -188,92 +213,68 @@ impl EventStore {
             .map_err(build_err)
     }
 
-    fn change_update(
-        &self,
-        change: &StateChange,
-        event: &NewEvent<'_>,
-        now: i64,
-    ) -> Result<Update, StoreError> {
+    /// The entity's change: conditional on the ordering rule ([`super::ordering::supersedes`]
+    /// states it without I/O; a test holds the two together), marking its sync PENDING.
+    fn change_update(&self, change: &StateChange, event: &NewEvent<'_>, now: i64) -> EntityWrite {
         let pk = entity_pk(&change.entity_kind, &change.entity_id);
-        let mut names = HashMap::from([
-            ("#v".to_owned(), VERSION.to_owned()),
-            ("#e".to_owned(), LAST_EVENT.to_owned()),
-            ("#d".to_owned(), DELETED.to_owned()),
-            ("#k".to_owned(), KIND.to_owned()),
-            ("#i".to_owned(), ID.to_owned()),
-            ("#u".to_owned(), UPDATED_AT.to_owned()),
-            ("#a".to_owned(), ATTRS.to_owned()),
-        ]);
-        let mut values = HashMap::from([
-            (":v".to_owned(), n(change.version)),
-            (":e".to_owned(), s(event.event_id)),
-            (":k".to_owned(), s(&change.entity_kind)),
-            (":i".to_owned(), s(&change.entity_id)),
-            (":u".to_owned(), n(now)),
-        ]);
-        let mut set: Vec<String> = ["#v = :v", "#e = :e", "#k = :k", "#i = :i", "#u = :u"]
-            .map(str::to_owned)
-            .to_vec();
-        let mut remove = Vec::new();
-        let condition = match change.mode {
-            ChangeMode::Tombstone => {
-                // Final whatever its version; the attributes (personal data) go.
-                values.insert(":d".into(), AttributeValue::Bool(true));
-                set.push("#d = :d".into());
-                remove.push("#a");
-                "attribute_not_exists(pk) OR attribute_not_exists(#d)"
-            }
+        let c = Change::item()
+            .set_item(VERSION, n(change.version))
+            .set_item(LAST_EVENT, s(event.event_id))
+            .set_item(KIND, s(&change.entity_kind))
+            .set_item(ID, s(&change.entity_id))
+            .set_item(UPDATED_AT, n(now));
+        let (version, last, deleted) = (
+            Path::Item(VERSION),
+            Path::Item(LAST_EVENT),
+            Path::Item(DELETED),
+        );
+        let fresh = Cond::Missing(Path::Item(PK));
+        let c = match change.mode {
+            // Final whatever its version; the attributes (personal data) go.
+            ChangeMode::Tombstone => c
+                .set_item(DELETED, AttributeValue::Bool(true))
+                .remove_item(ATTRS)
+                .when(Cond::Any(vec![fresh, Cond::Missing(deleted)])),
             ChangeMode::Upsert => {
                 let attrs: Item = change
                     .attrs
                     .iter()
                     .map(|(k, v)| (k.clone(), json_to_attr(v)))
                     .collect();
-                values.insert(":a".into(), AttributeValue::M(attrs));
-                set.push("#a = :a".into());
-                // New, or alive and older: (version, event id) strictly smaller than ours
-                // (the rule `ordering::supersedes` states for tools; keep the two alike).
-                "attribute_not_exists(pk) OR (attribute_not_exists(#d) AND (#v < :v OR (#v = :v AND #e < :e)))"
+                // New, or alive and older: (version, event id) strictly smaller than ours.
+                let older = Cond::Any(vec![
+                    Cond::Less(version, n(change.version)),
+                    Cond::All(vec![
+                        Cond::Eq(version, n(change.version)),
+                        Cond::Less(last, s(event.event_id)),
+                    ]),
+                ]);
+                c.set_item(ATTRS, AttributeValue::M(attrs))
+                    .when(Cond::Any(vec![
+                        fresh,
+                        Cond::All(vec![Cond::Missing(deleted), older]),
+                    ]))
             }
         };
-        if let Some(sync) = &change.sync {
-            for (i, (name, value)) in [
-                (SYNC_NAME, s(&sync.name)),
-                (SYNC_SOURCE, s(event.source)),
-                (SYNC_DESIRED, s(sync_json(sync))),
-                (SYNC_STATUS, s(ActionStatus::Pending.as_str())),
-                (SYNC_ATTEMPT, n(0)),
-                (super::reconcile::SYNC_REQUEUES, n(0)),
-                (PENDING_PK, s(pending_pk(&pk))),
-                (PENDING_SK, n(now.saturating_add(self.grace_ms))),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                names.insert(format!("#s{i}"), name.to_owned());
-                values.insert(format!(":s{i}"), value);
-                set.push(format!("#s{i} = :s{i}"));
-            }
-            names.insert("#sg".into(), SYNC_GENERATION.to_owned());
-            names.insert("#rev".into(), REV.to_owned());
-            values.insert(":zero".into(), n(0));
-            values.insert(":one".into(), n(1));
-            set.push("#sg = if_not_exists(#sg, :zero)".into());
-            set.push("#rev = if_not_exists(#rev, :zero) + :one".into());
+        let c = match &change.sync {
+            Some(sync) => c
+                .set_item(SYNC_NAME, s(&sync.name))
+                .set_item(SYNC_SOURCE, s(event.source))
+                .set_item(SYNC_DESIRED, s(sync_json(sync)))
+                .set_item(SYNC_STATUS, s(ActionStatus::Pending.as_str()))
+                .set_item(SYNC_ATTEMPT, n(0))
+                .set_item(super::reconcile::SYNC_REQUEUES, n(0))
+                .set_item(PENDING_PK, s(pending_pk(&pk)))
+                .set_item(PENDING_SK, n(now.saturating_add(self.grace_ms)))
+                .default_item(SYNC_GENERATION, n(0))
+                .bump_rev(),
+            None => c,
+        };
+        EntityWrite {
+            pk,
+            change: c,
+            state: change.clone(),
+            event_id: event.event_id.to_owned(),
         }
-        let mut expr = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(pk))
-            .key(SK, s(ENTITY_SK))
-            .update_expression(expr)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(build_err)
     }
 }

@@ -150,7 +150,6 @@ impl Path<'_> {
 
     /// The map this path's attribute belongs to: DynamoDB refuses an update of a path whose
     /// parent does not exist.
-    #[cfg_attr(not(test), allow(dead_code))] // the in-memory double's, next
     fn parent<'i>(&self, item: &'i mut Item) -> Result<&'i mut Item, StoreError> {
         match self {
             Self::Item(_) => Ok(item),
@@ -164,7 +163,6 @@ impl Path<'_> {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))]
     fn attr(&self) -> &'static str {
         match self {
             Self::Item(a) | Self::Entry(_, a) => a,
@@ -188,7 +186,6 @@ impl Path<'_> {
     }
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 fn invalid_path() -> StoreError {
     StoreError::Permanent {
         op: "UpdateItem",
@@ -202,13 +199,15 @@ enum Op<'a> {
     Set(Path<'a>, AttributeValue),
     /// `path = if_not_exists(path, 0) + 1`.
     AddOne(Path<'a>),
+    /// `path = if_not_exists(path, value)`.
+    Default(Path<'a>, AttributeValue),
     Remove(Path<'a>),
 }
 
 impl<'a> Op<'a> {
     fn path(&self) -> Path<'a> {
         match self {
-            Self::Set(p, _) | Self::AddOne(p) | Self::Remove(p) => *p,
+            Self::Set(p, _) | Self::AddOne(p) | Self::Default(p, _) | Self::Remove(p) => *p,
         }
     }
 }
@@ -222,25 +221,32 @@ pub(super) enum Cond<'a> {
     In(Path<'a>, Vec<AttributeValue>),
     /// The attribute does not exist.
     Missing(Path<'a>),
-    /// The attribute is a number below this one.
-    Below(Path<'a>, i64),
+    /// The attribute is below the value (numbers by value, strings by their bytes).
+    Less(Path<'a>, AttributeValue),
     /// Any of them holds.
     Any(Vec<Cond<'a>>),
+    /// All of them hold.
+    All(Vec<Cond<'a>>),
 }
 
 impl Cond<'_> {
-    #[cfg_attr(not(test), allow(dead_code))]
     fn holds(&self, item: &Item) -> bool {
         match self {
             Self::Eq(p, v) => p.get(item) == Some(v),
             Self::In(p, vs) => p.get(item).is_some_and(|v| vs.contains(v)),
             Self::Missing(p) => p.get(item).is_none(),
-            Self::Below(p, limit) => p
-                .get(item)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<i64>().ok())
-                .is_some_and(|v| v < *limit),
+            Self::Less(p, limit) => match (p.get(item), limit) {
+                (Some(AttributeValue::N(a)), AttributeValue::N(b)) => {
+                    match (a.parse::<f64>(), b.parse::<f64>()) {
+                        (Ok(a), Ok(b)) => a < b,
+                        _ => false,
+                    }
+                }
+                (Some(AttributeValue::S(a)), AttributeValue::S(b)) => a.as_bytes() < b.as_bytes(),
+                _ => false,
+            },
             Self::Any(cs) => cs.iter().any(|c| c.holds(item)),
+            Self::All(cs) => cs.iter().all(|c| c.holds(item)),
         }
     }
 
@@ -261,15 +267,19 @@ impl Cond<'_> {
                 format!("{} IN ({})", p.render(names), phs.join(", "))
             }
             Self::Missing(p) => format!("attribute_not_exists({})", p.render(names)),
-            Self::Below(p, limit) => {
-                format!("{} < {}", p.render(names), value(values, n(*limit)))
+            Self::Less(p, limit) => {
+                format!("{} < {}", p.render(names), value(values, limit.clone()))
             }
-            Self::Any(cs) => {
+            Self::Any(cs) | Self::All(cs) => {
                 let parts: Vec<String> = cs
                     .iter()
                     .map(|c| format!("({})", c.render(names, values)))
                     .collect();
-                parts.join(" OR ")
+                parts.join(if matches!(self, Self::Any(_)) {
+                    " OR "
+                } else {
+                    " AND "
+                })
             }
         }
     }
@@ -339,6 +349,11 @@ impl<'a> Change<'a> {
         self.push(Some(Op::AddOne(Path::Item(attr))))
     }
 
+    /// `attr = if_not_exists(attr, v)` on the item: kept when it exists.
+    pub(super) fn default_item(self, attr: &'static str, v: AttributeValue) -> Self {
+        self.push(Some(Op::Default(Path::Item(attr), v)))
+    }
+
     /// Bumps the item's revision: every lifecycle transition does (docs/DATA.md, `rev`).
     pub(super) fn bump_rev(self) -> Self {
         self.add_one_item(REV)
@@ -385,11 +400,10 @@ impl<'a> Change<'a> {
     /// Made only when nobody holds the lease at `now` (none, or it ended).
     pub(super) fn when_lease_free(self, now: i64) -> Self {
         let p = self.path(Field::LeaseUntil);
-        self.when(Cond::Any(vec![Cond::Missing(p), Cond::Below(p, now)]))
+        self.when(Cond::Any(vec![Cond::Missing(p), Cond::Less(p, n(now))]))
     }
 
     /// True when every condition holds on `item` (`None`: no such item).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn holds(&self, item: Option<&Item>) -> bool {
         let empty = Item::new();
         let item = item.unwrap_or(&empty);
@@ -397,7 +411,6 @@ impl<'a> Change<'a> {
     }
 
     /// Applies the updates to `item` (the in-memory double's `UpdateItem`).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn apply(&self, item: &mut Item) -> Result<(), StoreError> {
         for op in &self.ops {
             let path = op.path();
@@ -424,6 +437,11 @@ impl<'a> Change<'a> {
                     };
                     parent.insert(path.attr().to_owned(), n(now.saturating_add(1)));
                 }
+                Op::Default(_, v) => {
+                    parent
+                        .entry(path.attr().to_owned())
+                        .or_insert_with(|| v.clone());
+                }
                 Op::Remove(_) => {
                     parent.remove(path.attr());
                 }
@@ -449,6 +467,12 @@ impl<'a> Change<'a> {
                     r.values.insert(":one".to_owned(), n(1));
                     let p = p.render(&mut r.names);
                     set.push(format!("{p} = if_not_exists({p}, :zero) + :one"));
+                }
+                Op::Default(p, v) => {
+                    let ph = format!(":v{i}");
+                    r.values.insert(ph.clone(), v.clone());
+                    let p = p.render(&mut r.names);
+                    set.push(format!("{p} = if_not_exists({p}, {ph})"));
                 }
                 Op::Remove(p) => remove.push(p.render(&mut r.names)),
             }
