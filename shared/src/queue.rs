@@ -194,6 +194,22 @@ fn visibility_secs(delay: std::time::Duration) -> i32 {
     i32::try_from(secs.min(43_200)).unwrap_or(43_200)
 }
 
+/// A queue nothing answers on (connections refused at once, no retries): unit tests of the
+/// receiver and the worker, where a send that fails is the case under test or beside it.
+#[cfg(test)]
+pub(crate) fn unreachable() -> FollowupQueue {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:1")
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+        .build();
+    FollowupQueue::new(Client::from_conf(config), "http://127.0.0.1:1/queue")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

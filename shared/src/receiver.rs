@@ -513,3 +513,6 @@ fn full_url(req: &Request) -> String {
         None => format!("https://{host}{path}"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -489,3 +489,6 @@ fn outcome(finish: &Finish, marked: Marked, now: i64) -> Result<Handled, Retry> 
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;
