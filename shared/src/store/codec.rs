@@ -1,5 +1,18 @@
-//! The item codec: how the store's records are laid out as DynamoDB items (attribute names,
-//! scalars, the JSON texts of payloads, guards and sync targets) and read back.
+//! The item codec: how the store's records are laid out as DynamoDB items and read back
+//! (docs/DATA.md, "Item types").
+//!
+//! Invariants kept here:
+//! - the stored format does not change: event records and bodies are written, and every record
+//!   is read, through `serde_dynamo` with the attribute names, number and string shapes the
+//!   hand-written codec used (payloads, guards and sync targets as JSON text; a mapping's
+//!   attributes as scalars, nested values as JSON text). Golden tests below read and write an
+//!   item in that format;
+//! - records written by earlier versions still read: an outbox entry's `unless_deleted_kind`/`_id`
+//!   is its guard, attributes added later default;
+//! - attributes this code does not know are ignored; a record of another shape is
+//!   [`StoreError::Corrupt`], whose reason never quotes a stored value;
+//! - entity records are only ever written by update expressions (`record.rs`, `transition.rs`),
+//!   never whole, so a concurrent transition is never overwritten.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -244,7 +257,30 @@ pub(super) fn from_item<T: serde::de::DeserializeOwned>(
     what: &str,
     item: &Item,
 ) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+    serde_dynamo::from_item(item.clone())
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {}", unquoted(&e.to_string()))))
+}
+
+/// A decoding error's text without the values it quotes: a malformed record's reason is logged,
+/// and a stored value may be personal data (docs/ARCHITECTURE.md, invariant 6).
+fn unquoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for ch in message.chars() {
+        match (ch, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                quoted = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (ch, false) => out.push(ch),
+        }
+    }
+    out
 }
 
 fn entry_record(kind: &str, entry: EntryItem) -> Result<OutboxEntry, StoreError> {
@@ -431,6 +467,21 @@ mod tests {
                 "{unknown}"
             );
         }
+    }
+
+    #[test]
+    fn a_malformed_record_is_corrupt_without_quoting_its_values() {
+        let item = item(&[
+            ("_kind", s("user")),
+            ("_id", s("u_1")),
+            ("_version", s("jane@example.com")),
+            ("_last_event_id", s("e")),
+        ]);
+        let Err(StoreError::Corrupt(why)) = parse_entity(&item) else {
+            panic!("not corrupt");
+        };
+        assert!(!why.contains("jane"), "{why}");
+        assert_eq!(unquoted(r#"a "b" c "d""#), r#"a "…" c "…""#);
     }
 
     #[test]

@@ -1,5 +1,14 @@
-//! Committing an event: the one `TransactWriteItems` and how its cancellation reasons are told
-//! apart.
+//! Committing an event: ONE `TransactWriteItems` (docs/ARCHITECTURE.md, invariants 1 and 2).
+//!
+//! Invariants kept here:
+//! - nothing is half-written: the event record, its body and the entity's change go in one
+//!   transaction, whose `ClientRequestToken` (the SDK's, the same on its retries) makes DynamoDB
+//!   answer a retried commit with the first success;
+//! - the cancellation reasons tell the outcome apart: the event record's condition failed → a
+//!   duplicate, answered with what its stored event still has PENDING (re-enqueued); the
+//!   entity's → stale, recorded by a second transaction without the change;
+//! - a lost race (`TransactionConflict`) is tried again a few times, then is transient (503); a
+//!   refusal for good (validation) is permanent, and the receiver quarantines the event.
 
 use std::time::Duration;
 

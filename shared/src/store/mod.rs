@@ -29,7 +29,8 @@
 //! strongly consistent reads and the by-source listing, `transition.rs` the one conditional
 //! transition of a follow-up that `followups.rs` claims and marks with, `reconcile.rs` the
 //! reconciler's pages, `admin.rs` the operator's listings; `ordering.rs` states the ordering rule
-//! without I/O.
+//! without I/O. `api.rs` is the [`Store`] trait the receiver and the worker take; `memory.rs`
+//! its in-memory double ([`memory::MemoryStore`]), with injected faults, for unit tests.
 
 mod admin;
 mod api;

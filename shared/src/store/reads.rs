@@ -1,4 +1,6 @@
-//! Reads: single items (strongly consistent) and the by-source listing.
+//! Reads: single records, strongly consistent (a guard reads the entity as it is now:
+//! docs/FOLLOWUPS.md, "Guards"), and the by-source listing, every shard merged (docs/DATA.md,
+//! "Indexes"). Records are decoded by `codec.rs`.
 
 use super::codec::{
     BodyItem, Item, from_item, get_n, get_s, n, parse_entity, parse_event, parse_event_pk, s,

@@ -1,5 +1,15 @@
-//! Planning the record of one event: the event record, its raw body and the entity's change,
-//! built as DynamoDB writes but not yet sent.
+//! Planning the record of one event (docs/ARCHITECTURE.md, "The receiver, step by step", 5):
+//! the writes are built here, without I/O, and sent by `commit.rs`.
+//!
+//! Invariants kept here:
+//! - the event record is put only where none exists (`attribute_not_exists(pk)`: a duplicate),
+//!   with its event actions as a PENDING outbox, each due for the reconciler after the grace;
+//! - the raw body is an item of its own, kept when it fits ([`MAX_STORED_BODY`]);
+//! - the entity's change is conditional on the ordering rule (`ordering.rs` states it; a test in
+//!   `memory.rs` holds the two together): a tombstone is final and erases `attrs`, a mapping's
+//!   attributes are written whole into `attrs` (docs/DATA.md), and an applied change marks the
+//!   entity's sync PENDING;
+//! - a stale event is planned too: recorded `stale`, with its event actions and no change.
 
 use std::collections::BTreeMap;
 
