@@ -26,7 +26,8 @@ fn describe(v: &Verified<'_>) -> Result<Described, ParseError> {
     Ok(Described {
         event_id: body["id"].as_str().unwrap_or_default().to_owned(),
         event_type: "thing.updated".into(),
-        provider_ts: version,
+        // No provider time: GitHub signs none, and the replay window would refuse a tiny one.
+        provider_ts: 0,
         effects: Effects::apply(
             Some(StateChange {
                 entity_kind: "thing".into(),
@@ -47,6 +48,7 @@ fn setup() -> (Receiver, Arc<MemoryStore>) {
     let spec = ReceiverSpec {
         source: "unit",
         function: "unit-events",
+        route: "/webhooks/unit",
         scheme: Scheme::GitHub,
         content: ContentKind::Json,
         sender_timeout: Duration::from_secs(10),

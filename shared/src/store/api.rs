@@ -34,6 +34,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The clock the store stamps records with.
     fn clock(&self) -> &SharedClock;
 
+    /// How long an event record is kept (its TTL), in seconds: the deduplication window.
+    fn retention_secs(&self) -> i64;
+
     /// Builds the writes that record `event` with its `effects`, without sending them.
     fn plan(&self, event: &NewEvent<'_>, effects: &Effects) -> Result<RecordPlan, StoreError>;
 
@@ -121,6 +124,10 @@ impl From<EventStore> for SharedStore {
 impl Store for EventStore {
     fn clock(&self) -> &SharedClock {
         EventStore::clock(self)
+    }
+
+    fn retention_secs(&self) -> i64 {
+        EventStore::retention_secs(self)
     }
 
     fn plan(&self, event: &NewEvent<'_>, effects: &Effects) -> Result<RecordPlan, StoreError> {

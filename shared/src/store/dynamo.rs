@@ -104,4 +104,9 @@ impl EventStore {
     pub fn clock(&self) -> &SharedClock {
         &self.clock
     }
+
+    /// How long an event record is kept (its TTL), in seconds: the deduplication window.
+    pub fn retention_secs(&self) -> i64 {
+        self.retention_secs
+    }
 }

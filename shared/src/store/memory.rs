@@ -324,6 +324,10 @@ impl Store for MemoryStore {
         self.planner.clock()
     }
 
+    fn retention_secs(&self) -> i64 {
+        self.planner.retention_secs()
+    }
+
     fn plan(&self, event: &NewEvent<'_>, effects: &Effects) -> Result<RecordPlan, StoreError> {
         self.planner.plan(event, effects)
     }
