@@ -20,6 +20,10 @@
 //! - the whole request fits a budget: the lower of the invocation's deadline and the sender's own
 //!   timeout (Slack 3 s, Shopify 5 s, others 10 s), so the sender hears an answer it will act on.
 //!
+//! The store is a [`Store`](crate::store::Store): DynamoDB's in production; its in-memory double
+//! in the unit tests beside this file (`receiver/tests.rs`), which reach throttling, conflicts
+//! and lost answers without an emulator.
+//!
 //! Each function supplies only a [`ReceiverSpec`]: its scheme, sender timeout and pure
 //! [`Describe`] mapping.
 //!

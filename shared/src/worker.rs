@@ -24,6 +24,9 @@
 //!   `hookline dlq redrive` (its follow-up is not FAILED). A transient failure backs off by changing
 //!   the message's visibility (capped, jittered, `Retry-After` honoured) and reporting it in
 //!   `batchItemFailures`; redirects are never followed (a POST must not become a GET).
+//!
+//! The store is a [`Store`](crate::store::Store): DynamoDB's in production; its in-memory double
+//! in the unit tests beside this file (`worker/tests.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -26,8 +26,9 @@ fn describe(v: &Verified<'_>) -> Result<Described, ParseError> {
     Ok(Described {
         event_id: body["id"].as_str().unwrap_or_default().to_owned(),
         event_type: "thing.updated".into(),
-        // No provider time: GitHub signs none, and the replay window would refuse a tiny one.
-        provider_ts: 0,
+        // GitHub signs no time: an event older than the record retention is refused (the
+        // replay window); most of these tests send none.
+        provider_ts: body["ts"].as_i64().unwrap_or(0),
         effects: Effects::apply(
             Some(StateChange {
                 entity_kind: "thing".into(),
@@ -71,7 +72,11 @@ fn setup() -> (Receiver, Arc<MemoryStore>) {
 }
 
 fn request(id: &str, version: i64) -> Request {
-    let body = serde_json::to_vec(&json!({"id": id, "version": version})).unwrap();
+    signed(&json!({"id": id, "version": version}))
+}
+
+fn signed(body: &Value) -> Request {
+    let body = serde_json::to_vec(body).unwrap();
     let headers = crate::verify::sign(
         &Scheme::GitHub,
         &Secret::new(SECRET),
@@ -170,4 +175,16 @@ async fn a_duplicate_re_enqueues_what_its_event_still_has_pending() {
         .unwrap();
     assert_eq!(again.outcome, crate::store::Outcome::Duplicate);
     assert_eq!(again.enqueue.len(), 1, "{again:?}");
+}
+
+#[tokio::test]
+async fn an_event_older_than_the_store_keeps_records_is_refused_before_any_write() {
+    let (receiver, store) = setup();
+    let now_ms = 1_700_000_000_000_i64;
+    let day_ms = 86_400_000;
+    let old = signed(&json!({"id": "evt_old", "version": 1, "ts": now_ms - 31 * day_ms}));
+    assert_eq!(receiver.handle(old).await.status().as_u16(), 422);
+    assert!(store.is_empty());
+    let recent = signed(&json!({"id": "evt_new", "version": 1, "ts": now_ms - 29 * day_ms}));
+    assert_eq!(receiver.handle(recent).await.status().as_u16(), 200);
 }

@@ -1,9 +1,10 @@
-//! The follow-up lifecycle in DynamoDB: claims and marks (the reconciler's pages are in
-//! `reconcile.rs`). Each transition is one conditional `UpdateItem` on the event record (event
-//! actions, an entry of its `outbox` map) or the entity record (its sync), so that only the lease
-//! holder moves a follow-up on and a retry, a crash or a copy of a message can never run one
-//! twice at the same time; each recognises its own earlier success after a lost answer
-//! (`transition.rs`, docs/FOLLOWUPS.md).
+//! The follow-up lifecycle: claims and marks (the reconciler's pages are in `reconcile.rs`),
+//! written once over any store that runs a [`Change`] (DynamoDB's [`EventStore`], the in-memory
+//! double). Each transition is one conditional update of the event record (event actions, an
+//! entry of its `outbox` map) or the entity record (its sync), so that only the lease holder
+//! moves a follow-up on and a retry, a crash or a copy of a message can never run one twice at
+//! the same time; each recognises its own earlier success after a lost answer (`transition.rs`,
+//! docs/FOLLOWUPS.md).
 //!
 //! Items with anything not final carry `pending_pk`/`next_check_at` (the sparse pending index).
 //! Each follow-up has its own check time (an event action's `check_at` on its outbox entry; a
@@ -11,7 +12,7 @@
 //! visibility; backed off → visible again + grace. The item's `next_check_at` is never later
 //! than the earliest of its open follow-ups': a transition writes its follow-up's own time and
 //! then, from the item it wrote (`ALL_NEW`), lowers the item's time when a sibling needs a look
-//! sooner ([`EventStore::settle`]); the reconciler re-derives it on each visit.
+//! sooner (`settle`); the reconciler re-derives it on each visit.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 

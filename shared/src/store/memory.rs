@@ -135,11 +135,12 @@ impl MemoryStore {
 
     /// The stored entity, if any.
     pub fn entity(&self, kind: &str, id: &str) -> Option<EntityRecord> {
+        self.read_entity(kind, id).ok().flatten()
+    }
+
+    fn read_entity(&self, kind: &str, id: &str) -> Result<Option<EntityRecord>, StoreError> {
         let key = (entity_pk(kind, id), ENTITY_SK.to_owned());
-        self.state()
-            .items
-            .get(&key)
-            .and_then(|item| parse_entity(item).ok())
+        self.state().items.get(&key).map(parse_entity).transpose()
     }
 
     /// How many items (event records, bodies, entities) are stored.
@@ -422,10 +423,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Option<EntityRecord>> {
         let read = match self.take(Call::GetEntity) {
             Some(Fault::Throttle | Fault::Conflict) => Err(injected("GetItem", "throttled")),
-            _ => {
-                let key = (entity_pk(kind, id), ENTITY_SK.to_owned());
-                self.state().items.get(&key).map(parse_entity).transpose()
-            }
+            _ => self.read_entity(kind, id),
         };
         Box::pin(std::future::ready(read))
     }
