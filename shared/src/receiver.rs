@@ -50,6 +50,29 @@ pub struct Described {
     pub provider_ts: i64,
     /// The state change and follow-ups the event calls for.
     pub effects: Effects,
+    /// True when `event_id` is the same on every delivery of the event, so a resend is answered
+    /// `duplicate`. False when the delivery holds no stable id and the mapping keyed it by the
+    /// request ([`Verified::request_id`], e.g. Builder.io's "disable payload" mode): every
+    /// delivery is then recorded as new, and the answer says `"deduplicated": false`.
+    pub deduplicated: bool,
+    /// A value the sender wants echoed in the answer (Slack's `url_verification` challenge),
+    /// added to the JSON answer as `challenge`, whatever the outcome. A mapping sets it, so it is
+    /// only ever answered after verification.
+    pub challenge: Option<String>,
+}
+
+impl Described {
+    /// An event keyed by a stable id (`deduplicated`), with nothing to echo.
+    pub fn new(event_id: String, event_type: String, provider_ts: i64, effects: Effects) -> Self {
+        Self {
+            event_id,
+            event_type,
+            provider_ts,
+            effects,
+            deduplicated: true,
+            challenge: None,
+        }
+    }
 }
 
 /// A function's mapping from a verified delivery to what it means. Pure: no I/O.
@@ -273,11 +296,13 @@ impl Receiver {
             self.spec.content,
         )?;
         let url = (self.spec.scheme == Scheme::Twilio).then(|| full_url(req));
-        let verified = verifier.verify(&Incoming {
-            headers: req.headers(),
-            body,
-            url: url.as_deref(),
-        })?;
+        let verified = verifier
+            .verify(&Incoming {
+                headers: req.headers(),
+                body,
+                url: url.as_deref(),
+            })?
+            .with_request_id(request_id(req));
         let described = match (self.spec.describe)(&verified) {
             Ok(d) if valid_id(&d.event_id) => d,
             Ok(_) => return Ok(self.quarantine_step(&verified, "event id missing or invalid")),
@@ -345,9 +370,16 @@ impl Receiver {
             )
             .await?;
         let budget = self.budget(req, started);
+        let mut extra = serde_json::Map::new();
         let (committed, event_id, event_type) = match step {
             Step::Ready(prepared) => {
                 let Prepared { described, plan } = *prepared;
+                if let Some(challenge) = &described.challenge {
+                    extra.insert("challenge".into(), challenge.clone().into());
+                }
+                if !described.deduplicated {
+                    extra.insert("deduplicated".into(), false.into());
+                }
                 let event = self.event(&described, body);
                 match within(budget, self.store.commit(plan)).await {
                     Ok(c) => (c, described.event_id.clone(), described.event_type.clone()),
@@ -391,11 +423,12 @@ impl Receiver {
             outcome = committed.outcome.status(),
             "webhook received"
         );
+        let mut answer = json!({"status": committed.outcome.status(), "event_id": event_id});
+        if let Some(fields) = answer.as_object_mut() {
+            fields.extend(extra);
+        }
         Ok((
-            json_response(
-                http::StatusCode::OK,
-                &json!({"status": committed.outcome.status(), "event_id": event_id}),
-            ),
+            json_response(http::StatusCode::OK, &answer),
             Reception {
                 outcome: committed.outcome.status(),
                 enqueued,
@@ -498,6 +531,17 @@ pub fn quarantine_id(scheme: &Scheme, verified: &Verified<'_>) -> String {
         .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(verified.body()))))
 }
 
+/// The id of this one HTTP request: API Gateway's `requestId`, else the Lambda invocation's.
+fn request_id(req: &Request) -> Option<String> {
+    let gateway = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    gateway
+        .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
+        .filter(|id| !id.is_empty())
+}
+
 /// The URL the sender posted to, as it saw it: `https://{host}{path}?{query}` (Twilio signs it).
 fn full_url(req: &Request) -> String {
     let host = req
@@ -509,5 +553,47 @@ fn full_url(req: &Request) -> String {
     match req.uri().query() {
         Some(q) => format!("https://{host}{path}?{q}"),
         None => format!("https://{host}{path}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+    use lambda_http::Context;
+
+    use super::*;
+
+    fn request() -> Request {
+        http::Request::builder()
+            .method("POST")
+            .uri("https://hooks.test/webhooks")
+            .body(Body::Empty)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_request_id_is_api_gateway_s_else_the_invocation_s() {
+        assert_eq!(request_id(&request()), None);
+        let mut lambda = Context::default();
+        lambda.request_id = "lambda-1".into();
+        let req = request().with_lambda_context(lambda);
+        assert_eq!(request_id(&req).as_deref(), Some("lambda-1"));
+        let mut gateway = ApiGatewayV2httpRequestContext::default();
+        gateway.request_id = Some("Ab1cD2eF3gH4iJ5k=".into());
+        let req = req.with_request_context(RequestContext::ApiGatewayV2(gateway));
+        assert_eq!(request_id(&req).as_deref(), Some("Ab1cD2eF3gH4iJ5k="));
+        let mut empty = ApiGatewayV2httpRequestContext::default();
+        empty.request_id = Some(String::new());
+        let req = request().with_request_context(RequestContext::ApiGatewayV2(empty));
+        assert_eq!(request_id(&req), None);
+    }
+
+    #[test]
+    fn described_new_is_deduplicated_with_nothing_to_echo() {
+        let d = Described::new("e".into(), "t".into(), 1, Effects::Ignored);
+        assert!(d.deduplicated);
+        assert_eq!(d.challenge, None);
     }
 }
