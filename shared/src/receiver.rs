@@ -328,7 +328,7 @@ impl Receiver {
                 body,
                 url: url.as_deref(),
             })?
-            .with_request_id(request_id(req));
+            .with_request_id(Some(request_id(req)));
         let described = match (self.spec.describe)(&verified) {
             Ok(d) if valid_id(&d.event_id) => d,
             Ok(_) => return Ok(self.quarantine_step(&verified, "event id missing or invalid")),
@@ -579,8 +579,10 @@ pub fn quarantine_id(scheme: &Scheme, verified: &Verified<'_>) -> String {
         .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(verified.body()))))
 }
 
-/// The id of this one HTTP request: API Gateway's `requestId`, else the Lambda invocation's.
-fn request_id(req: &Request) -> Option<String> {
+/// The id of this one HTTP request: API Gateway's `requestId`, else the Lambda invocation's,
+/// else (a request handled outside Lambda: tests, a local runtime that sets neither) one made up
+/// here, `local-<uuid>`. Unique per request in every case.
+fn request_id(req: &Request) -> String {
     let gateway = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
         _ => None,
@@ -588,6 +590,7 @@ fn request_id(req: &Request) -> Option<String> {
     gateway
         .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
         .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4().simple()))
 }
 
 /// The URL the sender posted to, as it saw it: `https://{host}{path}?{query}` (Twilio signs it).
@@ -622,20 +625,25 @@ mod tests {
     }
 
     #[test]
-    fn the_request_id_is_api_gateway_s_else_the_invocation_s() {
-        assert_eq!(request_id(&request()), None);
+    fn the_request_id_is_api_gateway_s_else_the_invocation_s_else_a_new_one() {
+        let (a, b) = (request_id(&request()), request_id(&request()));
+        assert!(
+            a.starts_with("local-") && b.starts_with("local-"),
+            "{a} {b}"
+        );
+        assert_ne!(a, b, "unique per request");
         let mut lambda = Context::default();
         lambda.request_id = "lambda-1".into();
         let req = request().with_lambda_context(lambda);
-        assert_eq!(request_id(&req).as_deref(), Some("lambda-1"));
+        assert_eq!(request_id(&req), "lambda-1");
         let mut gateway = ApiGatewayV2httpRequestContext::default();
         gateway.request_id = Some("Ab1cD2eF3gH4iJ5k=".into());
         let req = req.with_request_context(RequestContext::ApiGatewayV2(gateway));
-        assert_eq!(request_id(&req).as_deref(), Some("Ab1cD2eF3gH4iJ5k="));
+        assert_eq!(request_id(&req), "Ab1cD2eF3gH4iJ5k=");
         let mut empty = ApiGatewayV2httpRequestContext::default();
         empty.request_id = Some(String::new());
         let req = request().with_request_context(RequestContext::ApiGatewayV2(empty));
-        assert_eq!(request_id(&req), None);
+        assert!(request_id(&req).starts_with("local-"));
     }
 
     #[test]

@@ -259,8 +259,9 @@ impl<'a> Verified<'a> {
     /// The id API Gateway (else Lambda) gave this one HTTP request: unique per request, so a
     /// resend of the same delivery has another. Not the sender's and not signed: a mapping keys
     /// an event by it only when the delivery holds no stable id at all, and then does not
-    /// deduplicate ([`crate::receiver::Described::deduplicated`]). `None` outside a Lambda
-    /// request (a verifier called directly, a stored body being replayed).
+    /// deduplicate ([`crate::receiver::Described::deduplicated`]). The receiver always sets one
+    /// (made up when the request came from outside Lambda); `None` only for a verifier called
+    /// directly or a stored body being replayed.
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()
     }
