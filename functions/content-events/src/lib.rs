@@ -9,12 +9,16 @@ use hookline::http::ContentKind;
 use hookline::receiver::ReceiverSpec;
 use hookline::verify::Scheme;
 
+/// Every action kind the mapping emits (the registry gives the worker their union).
+pub const ACTION_KINDS: &[&str] = handler::ACTION_KINDS;
+
 /// This function's receiver: source `builder`, a static `Authorization` token (Builder.io signs
 /// nothing), JSON bodies.
 pub fn spec() -> ReceiverSpec {
     ReceiverSpec {
         source: "builder",
         function: "content-events",
+        route: "/webhooks/builder",
         scheme: Scheme::StaticHeader {
             header: http::header::AUTHORIZATION,
         },
@@ -22,6 +26,6 @@ pub fn spec() -> ReceiverSpec {
         // Builder.io documents no timeout; stay with the default most senders allow.
         sender_timeout: std::time::Duration::from_secs(10),
         describe: handler::describe,
-        action_kinds: handler::ACTION_KINDS,
+        action_kinds: ACTION_KINDS,
     }
 }
