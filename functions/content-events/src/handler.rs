@@ -654,6 +654,40 @@ mod tests {
         assert!(describe(&verified).is_err());
     }
 
+    /// Event ids hold `:` and entity ids `/`: the follow-ups' keys still read back.
+    #[test]
+    fn keys_read_back() {
+        use hookline::followup::{FollowUp, action_key, parse_key, sync_key};
+        for name in ["publish", "delete", "publish.no-payload"] {
+            let d = described(name);
+            for a in d.effects.actions() {
+                let key = action_key("builder", &d.event_id, &a.kind, 0);
+                assert_eq!(
+                    parse_key(&key).unwrap().followup,
+                    FollowUp::Action {
+                        source: "builder".into(),
+                        event_id: d.event_id.clone(),
+                        action: a.kind.clone(),
+                    }
+                );
+            }
+            if let Some(c) = d.effects.change() {
+                let key = sync_key("builder", &c.entity_kind, &c.entity_id, 3, CACHE, 1);
+                let parts = parse_key(&key).unwrap();
+                assert_eq!(
+                    parts.followup,
+                    FollowUp::Sync {
+                        source: "builder".into(),
+                        entity_kind: CONTENT.into(),
+                        entity_id: format!("page/{ABOUT}"),
+                        sync: CACHE.into(),
+                    }
+                );
+                assert_eq!((parts.seq, parts.generation), (Some(3), 1));
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_arbitrary_bytes(body in prop::collection::vec(any::<u8>(), 0..256)) {
