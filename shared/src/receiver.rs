@@ -58,6 +58,29 @@ pub struct Described {
     pub provider_ts: i64,
     /// The state change and follow-ups the event calls for.
     pub effects: Effects,
+    /// True when `event_id` is the same on every delivery of the event, so a resend is answered
+    /// `duplicate`. False when the delivery holds no stable id and the mapping keyed it by the
+    /// request ([`Verified::request_id`], e.g. Builder.io's "disable payload" mode): every
+    /// delivery is then recorded as new, and the answer says `"deduplicated": false`.
+    pub deduplicated: bool,
+    /// A value the sender wants echoed in the answer (Slack's `url_verification` challenge),
+    /// added to the JSON answer as `challenge`, whatever the outcome. A mapping sets it, so it is
+    /// only ever answered after verification.
+    pub challenge: Option<String>,
+}
+
+impl Described {
+    /// An event keyed by a stable id (`deduplicated`), with nothing to echo.
+    pub fn new(event_id: String, event_type: String, provider_ts: i64, effects: Effects) -> Self {
+        Self {
+            event_id,
+            event_type,
+            provider_ts,
+            effects,
+            deduplicated: true,
+            challenge: None,
+        }
+    }
 }
 
 /// A function's mapping from a verified delivery to what it means. Pure: no I/O.
@@ -305,11 +328,13 @@ impl Receiver {
             self.spec.content,
         )?;
         let url = (self.spec.scheme == Scheme::Twilio).then(|| full_url(req));
-        let verified = verifier.verify(&Incoming {
-            headers: req.headers(),
-            body,
-            url: url.as_deref(),
-        })?;
+        let verified = verifier
+            .verify(&Incoming {
+                headers: req.headers(),
+                body,
+                url: url.as_deref(),
+            })?
+            .with_request_id(Some(request_id(req)));
         let described = match (self.spec.describe)(&verified) {
             Ok(d) if valid_id(&d.event_id) => d,
             Ok(_) => return Ok(self.quarantine_step(&verified, "event id missing or invalid")),
@@ -399,9 +424,16 @@ impl Receiver {
             )
             .await?;
         let budget = self.budget(req, started);
+        let mut extra = serde_json::Map::new();
         let (committed, event_id, event_type) = match step {
             Step::Ready(prepared) => {
                 let Prepared { described, plan } = *prepared;
+                if let Some(challenge) = &described.challenge {
+                    extra.insert("challenge".into(), challenge.clone().into());
+                }
+                if !described.deduplicated {
+                    extra.insert("deduplicated".into(), false.into());
+                }
                 let event = self.event(&described, body);
                 match within(budget, self.store.commit(plan)).await {
                     Ok(c) => (c, described.event_id.clone(), described.event_type.clone()),
@@ -445,11 +477,12 @@ impl Receiver {
             outcome = committed.outcome.status(),
             "webhook received"
         );
+        let mut answer = json!({"status": committed.outcome.status(), "event_id": event_id});
+        if let Some(fields) = answer.as_object_mut() {
+            fields.extend(extra);
+        }
         Ok((
-            json_response(
-                http::StatusCode::OK,
-                &json!({"status": committed.outcome.status(), "event_id": event_id}),
-            ),
+            json_response(http::StatusCode::OK, &answer),
             Reception {
                 outcome: committed.outcome.status(),
                 enqueued,
@@ -550,6 +583,20 @@ pub fn quarantine_id(scheme: &Scheme, verified: &Verified<'_>) -> String {
     signed
         .filter(|id| valid_id(id))
         .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(verified.body()))))
+}
+
+/// The id of this one HTTP request: API Gateway's `requestId`, else the Lambda invocation's,
+/// else (a request handled outside Lambda: tests, a local runtime that sets neither) one made up
+/// here, `local-<uuid>`. Unique per request in every case.
+fn request_id(req: &Request) -> String {
+    let gateway = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    gateway
+        .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4().simple()))
 }
 
 /// The URL the sender posted to, as it saw it: `https://{host}{path}?{query}` (Twilio signs it).

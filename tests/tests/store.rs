@@ -244,6 +244,8 @@ fn describe_huge(v: &Verified<'_>) -> Result<Described, ParseError> {
             )),
             actions: Vec::new(),
         },
+        deduplicated: true,
+        challenge: None,
     })
 }
 

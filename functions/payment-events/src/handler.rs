@@ -139,6 +139,8 @@ pub fn describe_event(event: &Event) -> Described {
         event_type: event.event_type.clone(),
         provider_ts: ts,
         effects,
+        deduplicated: true,
+        challenge: None,
     }
 }
 

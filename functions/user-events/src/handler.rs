@@ -103,6 +103,8 @@ pub fn describe_event(event: &Event, message_id: &str, delivery_ts_ms: Option<i6
         event_type: event.event_type.clone(),
         provider_ts: event_ts,
         effects,
+        deduplicated: true,
+        challenge: None,
     }
 }
 

@@ -9,7 +9,11 @@ use std::time::Duration;
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 
-use super::{Described, Receiver, ReceiverSpec};
+use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Context, RequestExt};
+
+use super::{Described, Receiver, ReceiverSpec, request_id};
 use crate::clock::{FixedClock, SharedClock};
 use crate::http::ContentKind;
 use crate::secret::{Secret, Secrets};
@@ -23,13 +27,13 @@ const SECRET: &str = "unit-test-secret";
 fn describe(v: &Verified<'_>) -> Result<Described, ParseError> {
     let body: Value = v.parse_json()?;
     let version = body["version"].as_i64().unwrap_or(0);
-    Ok(Described {
-        event_id: body["id"].as_str().unwrap_or_default().to_owned(),
-        event_type: "thing.updated".into(),
-        // GitHub signs no time: an event older than the record retention is refused (the
-        // replay window); most of these tests send none.
-        provider_ts: body["ts"].as_i64().unwrap_or(0),
-        effects: Effects::apply(
+    // GitHub signs no time: an event older than the record retention is refused (the replay
+    // window); most of these tests send none.
+    Ok(Described::new(
+        body["id"].as_str().unwrap_or_default().to_owned(),
+        "thing.updated".into(),
+        body["ts"].as_i64().unwrap_or(0),
+        Effects::apply(
             Some(StateChange {
                 entity_kind: "thing".into(),
                 entity_id: "t_1".into(),
@@ -40,7 +44,7 @@ fn describe(v: &Verified<'_>) -> Result<Described, ParseError> {
             }),
             vec![Action::new("receipt", json!({"v": version}))],
         ),
-    })
+    ))
 }
 
 fn setup() -> (Receiver, Arc<MemoryStore>) {
@@ -187,4 +191,42 @@ async fn an_event_older_than_the_store_keeps_records_is_refused_before_any_write
     assert!(store.is_empty());
     let recent = signed(&json!({"id": "evt_new", "version": 1, "ts": now_ms - 29 * day_ms}));
     assert_eq!(receiver.handle(recent).await.status().as_u16(), 200);
+}
+
+/// A bare POST with no request context.
+fn bare_request() -> Request {
+    http::Request::builder()
+        .method("POST")
+        .uri("https://hooks.test/webhooks")
+        .body(Body::Empty)
+        .unwrap()
+}
+
+#[test]
+fn the_request_id_is_api_gateway_s_else_the_invocation_s_else_a_new_one() {
+    let (a, b) = (request_id(&bare_request()), request_id(&bare_request()));
+    assert!(
+        a.starts_with("local-") && b.starts_with("local-"),
+        "{a} {b}"
+    );
+    assert_ne!(a, b, "unique per request");
+    let mut lambda = Context::default();
+    lambda.request_id = "lambda-1".into();
+    let req = bare_request().with_lambda_context(lambda);
+    assert_eq!(request_id(&req), "lambda-1");
+    let mut gateway = ApiGatewayV2httpRequestContext::default();
+    gateway.request_id = Some("Ab1cD2eF3gH4iJ5k=".into());
+    let req = req.with_request_context(RequestContext::ApiGatewayV2(gateway));
+    assert_eq!(request_id(&req), "Ab1cD2eF3gH4iJ5k=");
+    let mut empty = ApiGatewayV2httpRequestContext::default();
+    empty.request_id = Some(String::new());
+    let req = bare_request().with_request_context(RequestContext::ApiGatewayV2(empty));
+    assert!(request_id(&req).starts_with("local-"));
+}
+
+#[test]
+fn described_new_is_deduplicated_with_nothing_to_echo() {
+    let d = Described::new("e".into(), "t".into(), 1, Effects::Ignored);
+    assert!(d.deduplicated);
+    assert_eq!(d.challenge, None);
 }

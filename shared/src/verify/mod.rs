@@ -139,6 +139,7 @@ pub struct VerifiedMeta {
 pub struct Verified<'a> {
     body: &'a [u8],
     meta: VerifiedMeta,
+    request_id: Option<String>,
 }
 
 /// The verified body is not the JSON shape expected.
@@ -215,7 +216,17 @@ fn missing_field(message: &str) -> Option<&str> {
 
 impl<'a> Verified<'a> {
     pub(crate) fn new(body: &'a [u8], meta: VerifiedMeta) -> Self {
-        Self { body, meta }
+        Self {
+            body,
+            meta,
+            request_id: None,
+        }
+    }
+    /// The same delivery, with the id the front door gave this one request (set by the receiver).
+    #[must_use]
+    pub(crate) fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
     }
     /// A body verified earlier and stored by Hookline (a quarantined event being replayed):
     /// `Some` only when `body` still hashes to the SHA-256 recorded when it was verified.
@@ -244,6 +255,15 @@ impl<'a> Verified<'a> {
     /// Header-borne facts about the delivery.
     pub fn meta(&self) -> &VerifiedMeta {
         &self.meta
+    }
+    /// The id API Gateway (else Lambda) gave this one HTTP request: unique per request, so a
+    /// resend of the same delivery has another. Not the sender's and not signed: a mapping keys
+    /// an event by it only when the delivery holds no stable id at all, and then does not
+    /// deduplicate ([`crate::receiver::Described::deduplicated`]). The receiver always sets one
+    /// (made up when the request came from outside Lambda); `None` only for a verifier called
+    /// directly or a stored body being replayed.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
     /// Parses the verified body as JSON into `T`.
     pub fn parse_json<T: DeserializeOwned>(&self) -> Result<T, ParseError> {
@@ -391,10 +411,7 @@ pub fn sign(
         Scheme::Slack => slack::sign(secret, input),
         Scheme::Paddle => paddle::sign(secret, input),
         Scheme::Twilio => twilio::sign(secret, input),
-        Scheme::StaticHeader { header } => Ok(vec![(
-            header.clone(),
-            String::from_utf8(secret.expose().to_vec()).map_err(|_| VerifyError::InvalidSecret)?,
-        )]),
+        Scheme::StaticHeader { header } => static_header::sign(header, secret, input),
     }
 }
 
