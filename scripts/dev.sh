@@ -23,7 +23,6 @@ moto_port=${HOOKLINE_MOTO_PORT:-4566}
 watch_port=${HOOKLINE_WATCH_PORT:-9000}
 sink_port=${HOOKLINE_SINK_PORT:-9100}
 state=${HOOKLINE_STATE_DIR:-.local}
-receivers=(payment-events user-events)
 mkdir -p "$state"
 
 # Stops the process in $state/<name>.pid if it is still the one we started (watch: its whole
@@ -95,6 +94,8 @@ fi
 
 cargo build -p hookline-cli
 hookline="${CARGO_TARGET_DIR:-target}/debug/hookline"
+# The receivers are the registry's (receivers/src/lib.rs): built, configured and probed below.
+mapfile -t receivers < <("$hookline" receivers --names)
 "$hookline" local up --env-file "$state/lambda.env" --sink-url "http://127.0.0.1:$sink_port"
 
 # Background helpers: output to the terminal (prefixed) and to a log in .local/.
@@ -119,7 +120,9 @@ background pump pump \
 
 # Build the functions now so the first request does not wait for a compile (same command line
 # shape as the `cargo run --bin <function>` that `cargo lambda watch` runs, so it is reused).
-cargo build --bin payment-events --bin user-events --bin followup-worker --bin reconciler
+bins=()
+for fn in "${receivers[@]}" followup-worker reconciler; do bins+=(--bin "$fn"); done
+cargo build "${bins[@]}"
 
 stop watch lambda
 setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$watch_port" \

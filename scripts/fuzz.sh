@@ -63,8 +63,10 @@ mkdir -p "$log_dir"
 
 # Seeds (fuzz/tests/corpus.rs replays the same ones in `make test`: keep the two in step): a
 # sample body as is (models), behind a message-id flag byte (users model), or behind
-# the request-path prefix: flags (bit 1 genuine, bit 0 user-events), skew 0, source 192.0.2.1,
-# no extra header, default message id (see fuzz/src/request_path.rs).
+# the request-path prefix: the receiver's registry index, flags (bit 1 genuine), skew 0, source
+# 192.0.2.1, no extra header, default message id (see fuzz/src/request_path.rs).
+# The registry's receivers, in its order (the index is the request path's first byte).
+mapfile -t receivers < <(cargo run -q -p hookline-cli -- receivers --names)
 seed() {
     local target=$1 name=$2 prefix=$3 file=$4
     local out="fuzz/corpus/$target/seed-$name"
@@ -78,11 +80,12 @@ for t in "${targets[@]}"; do
     model_users)
         for f in events/user-events/*.json; do seed "$t" "$(basename "$f")" '\001' "$f"; done ;;
     request_path)
-        for f in events/payment-events/*.json; do
-            seed "$t" "stripe-$(basename "$f")" '\002\000\001\000\000' "$f"
-        done
-        for f in events/user-events/*.json; do
-            seed "$t" "users-$(basename "$f")" '\003\000\001\000\000' "$f"
+        i=0
+        for fn in "${receivers[@]}"; do
+            for f in "events/$fn"/*.json; do
+                seed "$t" "$fn-$(basename "$f")" "\\$(printf '%03o' "$i")\\002\\000\\001\\000\\000" "$f"
+            done
+            i=$((i + 1))
         done ;;
     esac
 done

@@ -12,10 +12,11 @@ use crate::exit::{EXIT_CODES, Exit};
 use crate::followups::FollowupsCommand;
 use crate::local::LocalCommand;
 use crate::pump::PumpArgs;
+use crate::receivers::ReceiversArgs;
 use crate::send::SendArgs;
 use crate::sign::SignArgs;
 use crate::sink::SinkArgs;
-use crate::{Aws, default_endpoint, describe, dlq, pump, send, sign, sink, stack};
+use crate::{Aws, default_endpoint, describe, dlq, pump, receivers, send, sign, sink, stack};
 
 /// Hookline's command: local stack, sign-and-send, inspect, pump, sink, and operating a stack's
 /// follow-ups and dead-letter queue.
@@ -40,6 +41,8 @@ pub enum Command {
     /// The local stack's AWS resources.
     #[command(subcommand)]
     Local(LocalCommand),
+    /// The webhook receivers of the registry: function, route, source, scheme, action kinds.
+    Receivers(ReceiversArgs),
     /// Sign a payload file as the function's sender would, and POST it.
     Send(SendArgs),
     /// Inspect recorded events.
@@ -79,6 +82,7 @@ impl Cli {
         }
         match self.command {
             Command::Local(cmd) => cmd.run(&aws).await,
+            Command::Receivers(args) => receivers::run(&args).map(|()| Exit::Ok),
             Command::Send(args) => send::run(&args)
                 .await
                 .map(|ok| Exit::ok_or(ok, Exit::Failure)),

@@ -31,13 +31,14 @@ pub mod local;
 pub mod output;
 pub mod progress;
 pub mod pump;
+pub mod receivers;
 pub mod send;
 pub mod server;
 pub mod sign;
 pub mod sink;
 pub mod stack;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use hookline::receiver::ReceiverSpec;
 
 /// The documented local test secret, used by every function in `make dev` and the tests.
@@ -45,6 +46,12 @@ use hookline::receiver::ReceiverSpec;
 /// Not a real secret: Stripe keys its HMAC with the whole string, Standard Webhooks base64-decodes
 /// what follows `whsec_` (`hookline-local-test-secret`).
 pub const LOCAL_SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
+
+/// `EVENT_RETENTION_DAYS` of the local stack: ten years. The samples in `events/` carry fixed
+/// provider times, and a receiver whose scheme signs no time refuses an event older than the
+/// retention as a possible replay (docs/SECURITY.md, "Replays"); locally every sample must stay
+/// sendable.
+pub const LOCAL_RETENTION_DAYS: i64 = 3650;
 
 /// Port of the local emulator (moto server) in `make dev`; `HOOKLINE_MOTO_PORT` moves it.
 pub const DEFAULT_MOTO_PORT: u16 = 4566;
@@ -92,33 +99,21 @@ pub fn default_sink_addr() -> std::net::SocketAddr {
     ))
 }
 
-/// Every webhook receiver function of the stack.
-pub fn receivers() -> [ReceiverSpec; 2] {
-    [payment_events::spec(), user_events::spec()]
-}
-
-/// The webhook receiver functions `hookline send` knows, by function name.
+/// The webhook receivers `hookline send` knows, by function name (the registry's).
 pub fn receiver(function: &str) -> anyhow::Result<ReceiverSpec> {
-    find_receiver("function", function, |s| s.function)
+    hookline_receivers::by_function(function)
+        .ok_or_else(|| unknown("function", function, |s| s.function))
 }
 
 /// The webhook receiver whose events carry `source` (e.g. `stripe`), for a replay.
 pub fn receiver_for_source(source: &str) -> anyhow::Result<ReceiverSpec> {
-    find_receiver("source", source, |s| s.source)
+    hookline_receivers::by_source(source).ok_or_else(|| unknown("source", source, |s| s.source))
 }
 
-/// The receiver whose `field` (function or source name) is `name`; the error lists the known ones.
-fn find_receiver(
-    what: &str,
-    name: &str,
-    field: fn(&ReceiverSpec) -> &'static str,
-) -> anyhow::Result<ReceiverSpec> {
-    let specs = receivers();
-    let names: Vec<_> = specs.iter().map(field).collect();
-    match specs.into_iter().find(|s| field(s) == name) {
-        Some(spec) => Ok(spec),
-        None => bail!("unknown {what} {name:?}; known: {}", names.join(", ")),
-    }
+/// An unknown receiver's error, listing the known names.
+fn unknown(what: &str, name: &str, field: fn(&ReceiverSpec) -> &'static str) -> anyhow::Error {
+    let names: Vec<_> = hookline_receivers::all().iter().map(field).collect();
+    anyhow::anyhow!("unknown {what} {name:?}; known: {}", names.join(", "))
 }
 
 /// Deletes `messages` from `queue_url`, ten per `DeleteMessageBatch`; `what` names the step in

@@ -8,10 +8,12 @@ use anyhow::Context;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use clap::{Args, Subcommand};
 use hookline::config;
-use hookline::store::ACTION_KINDS;
 
 use crate::exit::Exit;
-use crate::{Aws, DEFAULT_QUEUE, DEFAULT_TABLE, LOCAL_SECRET, default_sink_addr, sdk_msg};
+use crate::{
+    Aws, DEFAULT_QUEUE, DEFAULT_TABLE, LOCAL_RETENTION_DAYS, LOCAL_SECRET, default_sink_addr,
+    sdk_msg,
+};
 
 /// `hookline local ...`
 #[derive(Debug, Subcommand)]
@@ -101,6 +103,10 @@ pub fn function_env(
     let mut vars = vec![
         (config::WEBHOOK_SECRETS.to_owned(), LOCAL_SECRET.to_owned()),
         (config::TABLE_NAME.to_owned(), args.table.clone()),
+        (
+            config::EVENT_RETENTION_DAYS.to_owned(),
+            LOCAL_RETENTION_DAYS.to_string(),
+        ),
         (config::FOLLOWUP_QUEUE_URL.to_owned(), queue_url.to_owned()),
         (config::FOLLOWUP_DLQ_URL.to_owned(), dlq_url.to_owned()),
         // Local retries come quickly: 2 s doubling to at most 30 s, 8 attempts (one to two
@@ -125,7 +131,7 @@ pub fn function_env(
         vars.push(("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()));
         vars.push(("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()));
     }
-    for kind in ACTION_KINDS {
+    for kind in hookline_receivers::action_kinds() {
         vars.push((
             format!(
                 "{}{}_URL",

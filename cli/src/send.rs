@@ -69,9 +69,11 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
 
     let content_type = content.mime();
     if args.apigw {
-        // The route the template gives the function: /webhooks/<source>.
-        let route = receiver(&args.function)
-            .map_or_else(|_| args.function.clone(), |s| s.source.to_owned());
+        // The route the template gives the function (the registry's).
+        let route = receiver(&args.function).map_or_else(
+            |_| format!("/webhooks/{}", args.function),
+            |s| s.route.to_owned(),
+        );
         let event = apigw_event(&route, content_type, &headers, &body, now)?;
         out!("{}", serde_json::to_string_pretty(&event)?);
         return Ok(true);
@@ -134,7 +136,7 @@ pub fn signed_headers(
 }
 
 /// The API Gateway HTTP API (payload v2) request event that delivers `body` with `headers` to
-/// `POST /webhooks/<route>`: the shape `cargo lambda invoke --data-file` feeds the function.
+/// `POST <route>`: the shape `cargo lambda invoke --data-file` feeds the function.
 #[allow(deprecated)] // `http_method`: set too, so the deprecated field does not say GET.
 fn apigw_event(
     route: &str,
@@ -143,7 +145,7 @@ fn apigw_event(
     body: &[u8],
     now: i64,
 ) -> anyhow::Result<ApiGatewayV2httpRequest> {
-    let path = format!("/webhooks/{route}");
+    let path = route.to_owned();
     let route_key = format!("POST {path}");
     let mut hdrs = http::HeaderMap::new();
     hdrs.insert(
@@ -237,7 +239,7 @@ mod tests {
             "t=1,v1=ab".to_owned(),
         )];
         let event = apigw_event(
-            "stripe",
+            "/webhooks/stripe",
             "application/json",
             &headers,
             br#"{"id":"evt_1"}"#,
@@ -260,7 +262,13 @@ mod tests {
             Some("t=1,v1=ab")
         );
         assert_eq!(request.body().as_ref(), br#"{"id":"evt_1"}"#);
-        let binary = apigw_event("stripe", "application/json", &headers, &[0xff, 0x00], 1)?;
+        let binary = apigw_event(
+            "/webhooks/stripe",
+            "application/json",
+            &headers,
+            &[0xff, 0x00],
+            1,
+        )?;
         assert!(binary.is_base64_encoded);
         Ok(())
     }

@@ -36,7 +36,7 @@ impl Ops {
 
     /// Delivers a Stripe sample with its ids replaced; returns the answer's status.
     async fn deliver(&self, v: &Value) -> String {
-        let spec = payment_events::spec();
+        let spec = hookline_receivers::by_function("payment-events").unwrap();
         let clock = hookline::clock::system();
         let body = serde_json::to_vec(v).unwrap();
         let req = hookline_tests::signed_request(
@@ -722,7 +722,8 @@ fn usage_errors_are_caught_by_the_grammar() {
 }
 
 /// The commands that accept `--json`, as `hookline <words>`; every other command refuses it.
-const JSON_COMMANDS: [&[&str]; 6] = [
+const JSON_COMMANDS: [&[&str]; 7] = [
+    &["receivers"],
     &["events", "list"],
     &["followups", "list"],
     &["followups", "retry"],
@@ -783,6 +784,7 @@ async fn each_command_offering_json_prints_one_json_document() {
         (vec!["dlq", "list"], both.clone()),
         (vec!["dlq", "redrive", "--all", "--dry-run"], both.clone()),
         (vec!["redrive"], both.clone()),
+        (vec!["receivers"], Vec::new()),
     ] {
         assert!(
             JSON_COMMANDS.iter().any(|c| words.starts_with(c)),

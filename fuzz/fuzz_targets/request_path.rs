@@ -1,4 +1,4 @@
-//! Fuzzes the whole request path of `payment-events` and `user-events`: an API Gateway event
+//! Fuzzes the whole request path of every receiver in the registry: an API Gateway event
 //! (arbitrary method, headers, body; half genuinely signed) through `Receiver::prepare`, with the
 //! invariants of `hookline_fuzz::request_path` (an unsigned request never gets through, every
 //! error is a 4xx, quarantine ids are signed or the body's SHA-256).

@@ -98,7 +98,7 @@ pub fn check_parse_error(err: &ParseError, required: &[&str]) {
 
 /// Checks what holds of every `Described`: a mapping result the store can take or quarantine,
 /// whose action kinds (event actions and sync targets) are all among its receiver's `declared`.
-fn check_described(d: &Described, declared: &[&str]) {
+pub(crate) fn check_described(d: &Described, declared: &[&str]) {
     if let Some(change) = d.effects.change() {
         assert!(
             !change.entity_kind.is_empty(),

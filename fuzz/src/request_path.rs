@@ -1,19 +1,22 @@
-//! The whole request path: an API Gateway HTTP API (payload v2) event in, converted to a request
-//! exactly as `lambda_http` does for a Lambda invocation, through [`Receiver::prepare`] (source
-//! allowlist, guards, signature verification, parsing, mapping, the quarantine decision and the
-//! DynamoDB transaction built), and the error's HTTP answer out. The store and queue are the real
-//! SDK clients on a dummy endpoint: `prepare` does no I/O, and `handle`, which does, is not run.
+//! The whole request path of every receiver in the registry: an API Gateway HTTP API (payload
+//! v2) event in, converted to a request exactly as `lambda_http` does for a Lambda invocation,
+//! through [`Receiver::prepare`] (source allowlist, guards, signature verification, parsing,
+//! mapping, the replay window, the quarantine decision and the DynamoDB transaction built), and
+//! the error's HTTP answer out. The store and queue are the real SDK clients on a dummy endpoint:
+//! `prepare` does no I/O, and `handle`, which does, is not run. A receiver added to the registry
+//! is fuzzed here with no change.
 //!
 //! Input layout, so that a seed is a few bytes followed by a sample body (`scripts/fuzz.sh`
 //! builds them from `events/*/*.json`):
 //!
 //! | byte | meaning |
 //! |---|---|
-//! | 0 | bit 0: `user-events` (else `payment-events`); bit 1: genuinely signed; bit 2: base64 body; bit 3: source allowlist `192.0.2.0/25`; bit 4: 256-byte body limit; bits 5-7: method (0-3 POST, then GET, PUT, DELETE, PATCH) |
-//! | 1 | clock skew of the signature, `(b as i8) × 5` seconds |
-//! | 2 | last octet of the source address `192.0.2.x` |
-//! | 3 | extra headers, `b % 8` of them: each a name index (the scheme's names and a few others), a length `% 64`, the value bytes |
-//! | next | length `% 64` and bytes of the signed message id (Standard Webhooks), empty for `msg_fuzz`; not visible ASCII: nothing is signed |
+//! | 0 | the receiver: registry index `b % n` |
+//! | 1 | bit 1: genuinely signed; bit 2: base64 body; bit 3: source allowlist `192.0.2.0/25`; bit 4: 256-byte body limit; bits 5-7: method (0-3 POST, then GET, PUT, DELETE, PATCH) |
+//! | 2 | clock skew of the signature, `(b as i8) × 5` seconds |
+//! | 3 | last octet of the source address `192.0.2.x` |
+//! | 4 | extra headers, `b % 8` of them: each a name index (the scheme's names and a few others), a length `% 64`, the value bytes |
+//! | next | length `% 64` and bytes of the signed delivery id (where the scheme signs one), empty for `msg_fuzz` |
 //! | rest | the body |
 //!
 //! Invariants, checked on every input:
@@ -21,14 +24,17 @@
 //! - every error maps to a 4xx through [`ApiError::status`] (`prepare` cannot meet a dependency
 //!   failure) and answers JSON `{"error", "message"}`, a 401 without its reason;
 //! - a request not signed with the secret (forging HMAC-SHA256 is assumed out of the fuzzer's
-//!   reach), or signed further than the 300 s tolerance from now, never reaches `Step::Ready` or
-//!   `Step::Quarantine`: it is a 401, or an earlier guard's 403/405/413/415;
-//! - a genuine request left alone (POST, JSON, within tolerance, from an allowed address, within
-//!   the size limit, no signature header changed) is never refused;
-//! - `Ready` (no signature header changed): the event id is valid (non-empty, ≤ 256 bytes, no control character), the signed
-//!   message id for Standard Webhooks, the body's `id` for Stripe, and the mapping is the one the
-//!   handler gives on its own;
-//! - `Quarantine` (same): the id is the scheme's signed id (valid) or `sha256:<64 hex>` of the body.
+//!   reach), or, where the scheme signs a time, signed further than the 300 s tolerance from now,
+//!   never reaches `Step::Ready` or `Step::Quarantine`: it is a 401, or an earlier guard's
+//!   403/405/413/415;
+//! - a genuine request left alone (POST, the receiver's media type, within tolerance, from an
+//!   allowed address, within the size limit, no signature header changed) is never refused, but
+//!   for the replay window's 422 (an event time older than the retention, schemes without a
+//!   signed time);
+//! - `Ready`: the event id is valid (non-empty, ≤ 256 bytes, no control character), the mapping
+//!   emits only action kinds its receiver declares, and it is deterministic (the same request
+//!   maps the same way twice);
+//! - `Quarantine`: the id is valid, and a `sha256:` id is the body's digest.
 
 use std::sync::OnceLock;
 
@@ -39,13 +45,13 @@ use hookline::queue::FollowupQueue;
 use hookline::receiver::{MAX_EVENT_ID_LEN, Receiver, ReceiverSpec, Step};
 use hookline::secret::{Secret, Secrets};
 use hookline::store::EventStore;
-use hookline::verify::{Scheme, SignInput, Verified, Verifier, sign};
+use hookline::verify::{Scheme, SignInput, Verifier, sign};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Request};
 
-use crate::models::sha256_hex;
+use crate::models::{check_described, sha256_hex};
 
 /// The documented local test secret (README), for both schemes.
 pub const LOCAL_SECRET: &str = "whsec_aG9va2xpbmUtbG9jYWwtdGVzdC1zZWNyZXQ=";
@@ -58,38 +64,29 @@ const HOST: &str = "r4nd0m1d.execute-api.us-east-1.amazonaws.com";
 /// The allowlist of bit 3: addresses `192.0.2.0`..`192.0.2.127`.
 const ALLOWED: &str = "192.0.2.0/25";
 
-/// Header names an extra header is drawn from: the scheme's, then ones no verifier reads. Not
-/// `host` or `x-forwarded-proto`: API Gateway sets them (its own domain, `https`), and
+/// Header names an extra header is drawn from: the scheme's own, then ones no verifier reads.
+/// Not `host` or `x-forwarded-proto`: API Gateway sets them (its own domain, `https`), and
 /// lambda_http 1.3 panics converting an event whose `host` is not a valid URL host.
-fn header_names(users: bool) -> &'static [&'static str] {
-    if users {
-        &[
-            "webhook-id",
-            "webhook-timestamp",
-            "webhook-signature",
-            "svix-id",
-            "svix-timestamp",
-            "svix-signature",
-            "content-type",
-            "user-agent",
-            "x-forwarded-for",
-        ]
-    } else {
-        &[
-            "stripe-signature",
-            "content-type",
-            "user-agent",
-            "x-forwarded-for",
-        ]
-    }
+fn header_names(scheme: &Scheme) -> Vec<HeaderName> {
+    let mut names = signed_names(scheme);
+    names.extend(["content-type", "user-agent", "x-forwarded-for"].map(HeaderName::from_static));
+    names
 }
 
-/// Headers whose change can unmake a genuine signature.
-fn signs(name: &str) -> bool {
-    name.starts_with("webhook-") || name.starts_with("svix-") || name == "stripe-signature"
+/// The headers a genuine sender of `scheme` sets: changing one can unmake a signature.
+fn signed_names(scheme: &Scheme) -> Vec<HeaderName> {
+    let input = SignInput {
+        body: b"{}",
+        timestamp: NOW,
+        id: "msg_fuzz",
+        url: None,
+    };
+    sign(scheme, &Secret::new(LOCAL_SECRET), &input)
+        .map(|pairs| pairs.into_iter().map(|(n, _)| n).collect())
+        .unwrap_or_default()
 }
 
-/// One receiver per (function, allowlist, small body limit), built once per process.
+/// One receiver per (registry entry, allowlist, small body limit), built once per process.
 fn receivers() -> &'static [Receiver] {
     static RECEIVERS: OnceLock<Vec<Receiver>> = OnceLock::new();
     RECEIVERS.get_or_init(|| {
@@ -113,7 +110,7 @@ fn receivers() -> &'static [Receiver] {
                 .build(),
         );
         let mut all = Vec::new();
-        for spec in [payment_events::spec(), user_events::spec()] {
+        for spec in hookline_receivers::all() {
             for allowlist in [false, true] {
                 for small in [false, true] {
                     all.push(receiver(&spec, &clock, &dynamo, &sqs, allowlist, small));
@@ -171,22 +168,13 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN && !id.chars().any(char::is_control)
 }
 
-/// The `id` (Stripe's signed event id) a body carries, read as the receiver documents it.
-fn body_id(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Ids {
-        id: Option<String>,
-        #[allow(dead_code)]
-        event_id: Option<String>,
-    }
-    serde_json::from_slice::<Ids>(body).ok().and_then(|i| i.id)
-}
-
 /// Runs one input through the request path. Panics only on a broken invariant.
 pub fn run(data: &[u8]) {
     let mut input = Input(data);
+    let specs = hookline_receivers::all();
+    let which = usize::from(input.byte()) % specs.len();
+    let spec = &specs[which];
     let flags = input.byte();
-    let users = flags & 1 == 1;
     let genuine = flags & 2 != 0;
     let base64 = flags & 4 != 0;
     let allowlist = flags & 8 != 0;
@@ -200,11 +188,12 @@ pub fn run(data: &[u8]) {
     };
     let skew = i64::from(input.byte() as i8) * 5;
     let octet = input.byte();
-    let names = header_names(users);
+    let names = header_names(&spec.scheme);
+    let signing = signed_names(&spec.scheme);
     let count = input.byte() % 8;
     let mut extra = Vec::new();
     for _ in 0..count {
-        let name = names[usize::from(input.byte()) % names.len()];
+        let name = names[usize::from(input.byte()) % names.len()].clone();
         let len = usize::from(input.byte() % 64);
         extra.push((name, input.bytes(len)));
     }
@@ -217,22 +206,20 @@ pub fn run(data: &[u8]) {
     };
     let body = input.0;
 
-    let index = usize::from(users) * 4 + usize::from(allowlist) * 2 + usize::from(small);
+    let index = which * 4 + usize::from(allowlist) * 2 + usize::from(small);
     let rx = &receivers()[index];
-    let scheme = if users {
-        Scheme::StandardWebhooks
-    } else {
-        Scheme::Stripe
-    };
 
     // The headers: signed (or not), then the extra ones.
     let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static(spec.content.mime()),
+    );
     headers.insert("host", HeaderValue::from_static(HOST));
     let signed_at = NOW - skew;
     let mut signed = false;
-    // A sender's message id is header text (visible ASCII); the verifier refuses anything else.
-    let sendable = !users || message_id.bytes().all(|b| (0x20..0x7f).contains(&b));
+    // A sender's delivery id is header text (visible ASCII); verifiers refuse anything else.
+    let sendable = message_id.bytes().all(|b| (0x20..0x7f).contains(&b));
     if genuine && sendable {
         let secret = Secret::new(LOCAL_SECRET);
         let input = SignInput {
@@ -241,7 +228,7 @@ pub fn run(data: &[u8]) {
             id: &message_id,
             url: None,
         };
-        if let Ok(pairs) = sign(&scheme, &secret, &input) {
+        if let Ok(pairs) = sign(&spec.scheme, &secret, &input) {
             let values: Option<Vec<_>> = pairs
                 .into_iter()
                 .map(|(n, v)| HeaderValue::from_str(&v).ok().map(|v| (n, v)))
@@ -260,8 +247,7 @@ pub fn run(data: &[u8]) {
         let Ok(value) = HeaderValue::from_bytes(value) else {
             continue;
         };
-        let name = HeaderName::from_static(name);
-        touched |= signs(name.as_str());
+        touched |= signing.contains(&name);
         content_type_changed |= name == http::header::CONTENT_TYPE;
         if name == http::header::CONTENT_TYPE {
             headers.insert(name, value);
@@ -270,13 +256,14 @@ pub fn run(data: &[u8]) {
         }
     }
 
-    let req = api_gateway_request(&method, headers, body, base64, octet, users);
+    let req = api_gateway_request(spec.route, &method, headers, body, base64, octet);
     assert_eq!(req.body().as_ref(), body, "lambda_http changed the body");
     let result = rx.prepare(&req);
 
-    // Exactly at the tolerance either answer is right.
-    let in_tolerance = skew.abs() < TOLERANCE;
-    let late = skew.abs() > TOLERANCE;
+    // Exactly at the tolerance either answer is right; a scheme without a signed time has none.
+    let timed = spec.scheme.signs_time();
+    let in_tolerance = !timed || skew.abs() < TOLERANCE;
+    let late = timed && skew.abs() > TOLERANCE;
     let source_ok = !allowlist || octet < 128;
     let size_ok = !small || body.len() <= 256;
     match &result {
@@ -296,6 +283,7 @@ pub fn run(data: &[u8]) {
         && source_ok
         && size_ok
         && let Err(err) = &result
+        && !matches!(err, ApiError::ReplayOutsideWindow { .. })
     {
         panic!("genuine request refused: {err:?} ({})", err.status());
     }
@@ -308,61 +296,30 @@ pub fn run(data: &[u8]) {
             err.status()
         );
     }
-    if touched {
-        // A signature header was changed and still verified (e.g. an `svix-*` header beside
-        // the `webhook-*` ones): the ids and times below may come from either.
-        return;
-    }
     match result {
         Ok(Step::Ready(prepared)) => {
             let d = &prepared.described;
             assert!(valid_id(&d.event_id), "invalid event id accepted: {d:?}");
-            if users {
-                assert_eq!(
-                    d.event_id, message_id,
-                    "users event not keyed by its message id"
-                );
-                let event: hookline::model::users::Event =
-                    serde_json::from_slice(body).expect("a mapped body parses");
-                let alone = user_events::handler::describe_event(
-                    &event,
-                    &message_id,
-                    Some(signed_at.saturating_mul(1000)),
-                );
-                assert_eq!(
-                    d, &alone,
-                    "the receiver's mapping differs from the handler's"
-                );
-            } else {
-                assert_eq!(
-                    Some(&d.event_id),
-                    body_id(body).as_ref(),
-                    "not the body's id"
-                );
-                let v = Verified::stored(body, &sha256_hex(body), None).expect("own digest");
-                let alone = payment_events::handler::describe(&v).expect("a mapped body parses");
-                assert_eq!(
-                    d, &alone,
-                    "the receiver's mapping differs from the handler's"
-                );
+            check_described(d, spec.action_kinds);
+            match rx.prepare(&req) {
+                Ok(Step::Ready(again)) => {
+                    assert_eq!(&again.described, d, "the same request mapped two ways")
+                }
+                other => panic!("the same request prepared two ways: {other:?}"),
             }
         }
         Ok(Step::Quarantine { event_id, .. }) => {
-            // The signed id where there is a valid one (a sender may sign any text, even
-            // `sha256:...`), else the body's digest.
-            let signed_id = if users {
-                Some(message_id.clone())
-            } else {
-                body_id(body)
-            }
-            .filter(|id| valid_id(id));
-            match signed_id {
-                Some(id) => assert_eq!(event_id, id, "quarantine id is not the signed id"),
-                None => assert_eq!(
-                    event_id,
-                    format!("sha256:{}", sha256_hex(body)),
-                    "quarantine id is neither signed nor the body's digest"
-                ),
+            assert!(valid_id(&event_id), "invalid quarantine id {event_id:?}");
+            if let Some(digest) = event_id.strip_prefix("sha256:") {
+                // A sender may sign any text as its id, even `sha256:...`: only a hashed id
+                // that is not the signed delivery id must be the body's digest.
+                if event_id != message_id {
+                    assert_eq!(
+                        digest,
+                        sha256_hex(body),
+                        "a sha256 id that is not the body's"
+                    );
+                }
             }
         }
         Err(_) => {}
@@ -372,20 +329,15 @@ pub fn run(data: &[u8]) {
 /// An API Gateway HTTP API (payload v2) event carrying the request, converted as `lambda_http`
 /// converts the events Lambda delivers.
 fn api_gateway_request(
+    path: &str,
     method: &Method,
     headers: HeaderMap,
     body: &[u8],
     base64: bool,
     octet: u8,
-    users: bool,
 ) -> Request {
     use base64::Engine as _;
     let mut event = ApiGatewayV2httpRequest::default();
-    let path = if users {
-        "/webhooks/users"
-    } else {
-        "/webhooks/stripe"
-    };
     event.version = Some("2.0".into());
     event.route_key = Some(format!("POST {path}"));
     event.raw_path = Some(path.into());
@@ -436,6 +388,9 @@ fn rebuild(err: &ApiError) -> ApiError {
         ApiError::Forbidden(ip) => ApiError::Forbidden(ip.clone()),
         ApiError::UnsupportedMediaType { expected } => ApiError::UnsupportedMediaType { expected },
         ApiError::Unauthorized(e) => ApiError::Unauthorized(e.clone()),
+        ApiError::ReplayOutsideWindow { max_age_days } => ApiError::ReplayOutsideWindow {
+            max_age_days: *max_age_days,
+        },
         ApiError::Unavailable(m) => ApiError::Unavailable(m.clone()),
     }
 }

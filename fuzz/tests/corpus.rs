@@ -69,18 +69,20 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
             .into_iter()
             .map(|(n, b)| (n, prefixed(b"\x01", &b)))
             .collect(),
-        "request_path" => {
-            let mut all: Vec<(String, Vec<u8>)> = stripe
-                .into_iter()
-                .map(|(n, b)| (format!("stripe-{n}"), prefixed(b"\x02\x00\x01\x00\x00", &b)))
-                .collect();
-            all.extend(
-                users
-                    .into_iter()
-                    .map(|(n, b)| (format!("users-{n}"), prefixed(b"\x03\x00\x01\x00\x00", &b))),
-            );
-            all
-        }
+        // Every registry receiver's samples, genuinely signed (see fuzz/src/request_path.rs).
+        "request_path" => hookline_receivers::all()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, spec)| {
+                let index = u8::try_from(i).expect("fewer than 256 receivers");
+                samples(spec.function).into_iter().map(move |(n, b)| {
+                    (
+                        format!("{}-{n}", spec.function),
+                        prefixed(&[index, 2, 0, 1, 0, 0], &b),
+                    )
+                })
+            })
+            .collect(),
         // The verifiers start from no corpus; replay the samples as bodies, forged and signed.
         _ => stripe
             .into_iter()

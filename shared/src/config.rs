@@ -4,7 +4,7 @@
 //! on the first request. Reading goes through a lookup function so tests never touch the process
 //! environment.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -318,8 +318,8 @@ pub enum Target {
 pub struct WorkerConfig {
     /// Table and retention.
     pub store: StoreConfig,
-    /// Target per action kind (lower-case), from `ACTION_<KIND>_URL`: one for every kind in
-    /// [`crate::store::ACTION_KINDS`], so that no kind is skipped silently.
+    /// Target per action kind (lower-case), from `ACTION_<KIND>_URL`: one for every kind the
+    /// receivers declare (the registry's union, passed in), so that no kind is skipped silently.
     pub targets: BTreeMap<String, Target>,
     /// The lifecycle's timers ([`ACTION_TIMEOUT_MS`], [`FOLLOWUP_LEASE_SECS`], backoff, attempts);
     /// checked to nest.
@@ -331,14 +331,14 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&Env)
+    /// Reads the process environment; `kinds` are the action kinds the receivers emit.
+    pub fn from_env(kinds: &BTreeSet<&str>) -> Result<Self, ConfigError> {
+        Self::from_source(&Env, kinds)
     }
 
-    /// Reads from any source. Every known action kind needs `ACTION_<KIND>_URL`: an http(s) URL
+    /// Reads from any source. Every kind in `kinds` needs `ACTION_<KIND>_URL`: an http(s) URL
     /// or `disabled`.
-    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+    pub fn from_source(src: &dyn Source, kinds: &BTreeSet<&str>) -> Result<Self, ConfigError> {
         let mut targets = BTreeMap::new();
         for (name, value) in src.with_prefix(ACTION_URL_PREFIX) {
             let Some(kind) = name
@@ -362,7 +362,7 @@ impl WorkerConfig {
             };
             targets.insert(kind.to_ascii_lowercase(), target);
         }
-        let missing: Vec<String> = crate::store::ACTION_KINDS
+        let missing: Vec<String> = kinds
             .iter()
             .filter(|k| !targets.contains_key(**k))
             .map(|k| format!("{ACTION_URL_PREFIX}{}_URL", k.to_ascii_uppercase()))
@@ -549,13 +549,20 @@ mod tests {
         assert!(err.to_string().contains(WEBHOOK_SECRETS));
     }
 
+    /// Kinds a test worker needs targets for.
+    const KINDS: &[&str] = &["receipt", "welcome", "analytics"];
+
+    fn kinds() -> BTreeSet<&'static str> {
+        KINDS.iter().copied().collect()
+    }
+
     fn worker_src(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
         let mut m = src(&[
             (TABLE_NAME, "t"),
             (FOLLOWUP_QUEUE_URL, "http://q"),
             (FOLLOWUP_DLQ_URL, "http://dlq"),
         ]);
-        for kind in crate::store::ACTION_KINDS {
+        for kind in KINDS {
             m.insert(
                 format!("ACTION_{}_URL", kind.to_ascii_uppercase()),
                 format!("https://example.test/{kind}"),
@@ -601,26 +608,28 @@ mod tests {
 
     #[test]
     fn worker_reads_a_target_for_every_kind() {
-        let c = WorkerConfig::from_source(&worker_src(&[("ACTION_WELCOME_URL", "disabled")]))
-            .expect("valid");
-        assert_eq!(c.targets.len(), crate::store::ACTION_KINDS.len());
+        let c =
+            WorkerConfig::from_source(&worker_src(&[("ACTION_WELCOME_URL", "disabled")]), &kinds())
+                .expect("valid");
+        assert_eq!(c.targets.len(), KINDS.len());
         assert_eq!(c.targets["welcome"], Target::Disabled);
         assert!(matches!(&c.targets["receipt"], Target::Url(u) if u.path() == "/receipt"));
-        let err = WorkerConfig::from_source(&worker_src(&[("ACTION_RECEIPT_URL", "ftp://x")]))
-            .expect_err("not http");
+        let err =
+            WorkerConfig::from_source(&worker_src(&[("ACTION_RECEIPT_URL", "ftp://x")]), &kinds())
+                .expect_err("not http");
         assert!(err.to_string().contains("ACTION_RECEIPT_URL"));
         let mut m = worker_src(&[]);
         m.remove("ACTION_WELCOME_URL");
-        let err = WorkerConfig::from_source(&m).expect_err("a kind without a target");
+        let err = WorkerConfig::from_source(&m, &kinds()).expect_err("a kind without a target");
         assert!(err.to_string().contains("ACTION_WELCOME_URL"), "{err}");
     }
 
     #[test]
     fn worker_timers_must_nest() {
-        let err = WorkerConfig::from_source(&worker_src(&[(FOLLOWUP_LEASE_SECS, "60")]))
+        let err = WorkerConfig::from_source(&worker_src(&[(FOLLOWUP_LEASE_SECS, "60")]), &kinds())
             .expect_err("lease longer than the worker timeout");
         assert!(err.to_string().contains("nest"), "{err}");
-        let err = WorkerConfig::from_source(&worker_src(&[(ACTION_TIMEOUT_MS, "30000")]))
+        let err = WorkerConfig::from_source(&worker_src(&[(ACTION_TIMEOUT_MS, "30000")]), &kinds())
             .expect_err("timeout longer than the lease");
         assert!(err.to_string().contains("nest"), "{err}");
     }

@@ -78,6 +78,17 @@ pub enum ApiError {
     /// Signature verification failed; the reason is only logged.
     #[error("verification failed: {0}")]
     Unauthorized(#[from] VerifyError),
+    /// A verified delivery of a scheme that signs no time, whose provider time is older than the
+    /// dedup window: its event record may have expired, so it could be a captured delivery sent
+    /// again (docs/SECURITY.md, "Replays"). 422, counted as `rejected_422`.
+    #[error(
+        "the event's own time is more than {max_age_days} days old, beyond the deduplication \
+         window: refused as a possible replay"
+    )]
+    ReplayOutsideWindow {
+        /// The window: the event retention.
+        max_age_days: i64,
+    },
     /// A dependency (DynamoDB) failed: 503, the sender retries.
     #[error("dependency unavailable: {0}")]
     Unavailable(String),
@@ -92,6 +103,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::ReplayOutsideWindow { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -110,6 +122,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Forbidden(_) => "forbidden",
             Self::Unauthorized(_) => "unauthorized",
+            Self::ReplayOutsideWindow { .. } => "replay_outside_window",
             Self::Unavailable(_) => "unavailable",
         }
     }

@@ -1,6 +1,7 @@
 //! Metrics as CloudWatch Embedded Metric Format (EMF) lines on stdout: no API call, no agent,
 //! no latency on the request path. CloudWatch Logs extracts each line into metrics in the
-//! `Hookline` namespace, with the dimensions `function` and `source`.
+//! `Hookline` namespace, with the dimensions `function` and `source`, and again with none: the
+//! total over every function, which the alarms watch (a receiver added later is covered).
 //!
 //! Invariants kept here: each emission is ONE line holding ONE top-level JSON object whose
 //! `_aws` member declares the metrics (never nested in the log formatter's fields, which
@@ -236,7 +237,10 @@ fn line(timestamp_ms: i64, function: &str, source: &str, metrics: &[Metric]) -> 
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["function", "source"]],
+                // Per function and source, and once more with no dimension at all: the total
+                // across every function, which the alarms watch, so that a new receiver is
+                // covered without a template change.
+                "Dimensions": [["function", "source"], []],
                 "Metrics": declared,
             }],
         }),
@@ -306,7 +310,7 @@ mod tests {
         assert_eq!(aws["Timestamp"], 1_750_000_000_000_i64);
         let cw = &aws["CloudWatchMetrics"][0];
         assert_eq!(cw["Namespace"], "Hookline");
-        assert_eq!(cw["Dimensions"], json!([["function", "source"]]));
+        assert_eq!(cw["Dimensions"], json!([["function", "source"], []]));
         assert_eq!(
             cw["Metrics"],
             json!([

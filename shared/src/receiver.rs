@@ -13,6 +13,10 @@
 //! - a failed or late SQS send after the commit still answers 200: the follow-ups stay PENDING
 //!   and the reconciler enqueues them (invariant 3). A duplicate re-enqueues what the stored event
 //!   still has PENDING, so a sender's retry after a lost response recovers at once;
+//! - a scheme that signs no time (GitHub, Shopify, a static header) cannot tell a captured
+//!   delivery sent again from the original: once the event's record has expired, it would be
+//!   new. Such an event whose own time is older than the record retention is refused (422,
+//!   `rejected_422`) before any write (docs/SECURITY.md, "Replays");
 //! - the whole request fits a budget: the lower of the invocation's deadline and the sender's own
 //!   timeout (Slack 3 s, Shopify 5 s, others 10 s), so the sender hears an answer it will act on.
 //!
@@ -68,8 +72,11 @@ const MIN_SEND_BUDGET: Duration = Duration::from_millis(100);
 pub struct ReceiverSpec {
     /// Source name stored with each event, e.g. `stripe` (no `#`).
     pub source: &'static str,
-    /// Function name, e.g. `payment-events`.
+    /// Function name, e.g. `payment-events`: the binary, the folder under `functions/` and the
+    /// local URL `/lambda-url/<function>/`.
     pub function: &'static str,
+    /// The HTTP API route `template.yaml` gives the function, e.g. `/webhooks/stripe`.
+    pub route: &'static str,
     /// Signature scheme.
     pub scheme: Scheme,
     /// Accepted media type.
@@ -79,8 +86,8 @@ pub struct ReceiverSpec {
     /// Event → effects mapping.
     pub describe: Describe,
     /// Every action kind the mapping emits: its event actions' kinds and its syncs' target
-    /// actions. Declared once here; the worker's [`crate::store::ACTION_KINDS`] must be their
-    /// union, and each needs a template parameter (tests/tests/action_kinds.rs and
+    /// actions. Declared once, as the receiver crate's `ACTION_KINDS`; the registry gives the
+    /// worker their union, and each needs a template parameter (tests/tests/action_kinds.rs and
     /// tests/tests/template_parity.rs fail otherwise).
     pub action_kinds: &'static [&'static str],
 }
@@ -96,6 +103,25 @@ pub struct Receiver {
     clock: SharedClock,
     allowed_sources: Option<SourceAllowlist>,
     metrics: Metrics,
+}
+
+/// A receiver function's whole `main`: telemetry, configuration from the environment, the AWS
+/// clients built once, then the Lambda runtime loop. A function's `main.rs` is one call:
+/// `hookline::receiver::serve(<crate>::spec()).await`.
+///
+/// # Errors
+/// A configuration error or an unreadable signing secret at start-up (the init fails, and Lambda
+/// reports it), or the runtime's own failure.
+pub async fn serve(spec: ReceiverSpec) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let config = ReceiverConfig::from_env()?;
+    let sdk = crate::config::aws().await;
+    let receiver = Receiver::new(spec, &config, &sdk).await?;
+    let receiver = &receiver;
+    lambda_http::run(lambda_http::service_fn(move |req| async move {
+        Ok::<_, std::convert::Infallible>(receiver.handle(req).await)
+    }))
+    .await
 }
 
 /// What one request's metric line reports besides `received` and the duration.
@@ -283,6 +309,7 @@ impl Receiver {
             Ok(_) => return Ok(self.quarantine_step(&verified, "event id missing or invalid")),
             Err(e) => return Ok(self.quarantine_step(&verified, &e.to_string())),
         };
+        self.check_replay_window(&described)?;
         match self
             .store
             .plan(&self.event(&described, body), &described.effects)
@@ -290,6 +317,27 @@ impl Receiver {
             Ok(plan) => Ok(Step::Ready(Box::new(Prepared { described, plan }))),
             Err(e) => Ok(self.quarantine_step(&verified, &format!("not storable: {e}"))),
         }
+    }
+
+    /// A scheme that signs no time lets anyone resend a captured delivery; once its event record
+    /// has expired it would be new again. So such an event whose own (signed, provider-set) time
+    /// is older than the record retention is refused (docs/SECURITY.md, "Replays"). An event
+    /// without a provider time (`provider_ts` 0) cannot be checked and passes.
+    fn check_replay_window(&self, described: &Described) -> Result<(), ApiError> {
+        if self.spec.scheme.signs_time() || described.provider_ts <= 0 {
+            return Ok(());
+        }
+        let window_ms = self.store.retention_secs().saturating_mul(1000);
+        let age_ms = self
+            .clock
+            .now_millis()
+            .saturating_sub(described.provider_ts);
+        if age_ms > window_ms {
+            return Err(ApiError::ReplayOutsideWindow {
+                max_age_days: self.store.retention_secs() / 86_400,
+            });
+        }
+        Ok(())
     }
 
     fn quarantine_step(&self, verified: &Verified<'_>, reason: &str) -> Step {

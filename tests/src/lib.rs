@@ -204,6 +204,18 @@ impl Stack {
         hookline::store::EventStore::new(self.dynamo.clone(), &self.table, 30, clock)
     }
 
+    /// A store on this test's table with the local stack's retention
+    /// ([`hookline_cli::LOCAL_RETENTION_DAYS`]), so that no sample in `events/` is refused as a
+    /// replay whatever its provider time.
+    pub fn local_store(&self, clock: hookline::clock::SharedClock) -> hookline::store::EventStore {
+        hookline::store::EventStore::new(
+            self.dynamo.clone(),
+            &self.table,
+            hookline_cli::LOCAL_RETENTION_DAYS,
+            clock,
+        )
+    }
+
     /// A worker on this test's table and queues, every action kind pointing at `target`, with
     /// `timers` and `clock`.
     pub fn worker(
@@ -212,7 +224,7 @@ impl Stack {
         timers: hookline::followup::Timers,
         clock: hookline::clock::SharedClock,
     ) -> hookline::worker::Worker {
-        let targets = hookline::store::ACTION_KINDS
+        let targets = hookline_receivers::action_kinds()
             .iter()
             .map(|k| {
                 (

@@ -1,5 +1,5 @@
-//! Action kinds are declared once, per receiver (`ReceiverSpec::action_kinds`), and the worker's
-//! `hookline::store::ACTION_KINDS` (the targets it refuses to start without) is their union: a
+//! Action kinds are declared once, per receiver (its crate's `ACTION_KINDS`), and the worker's
+//! `hookline_receivers::action_kinds()` (the targets it refuses to start without) is their union: a
 //! kind a mapping emits but no receiver declares would otherwise fail only at run time, as a
 //! follow-up without a target. Every sample in `events/<function>/` runs through its mapping.
 
@@ -38,7 +38,7 @@ fn emitted(d: &hookline::receiver::Described) -> Vec<String> {
 #[test]
 fn every_sample_emits_only_kinds_its_receiver_declares() {
     let mut seen = BTreeSet::new();
-    for spec in hookline_cli::receivers() {
+    for spec in hookline_receivers::all() {
         let samples = samples(spec.function);
         assert!(!samples.is_empty(), "{}: no samples", spec.function);
         for (name, body) in samples {
@@ -59,7 +59,7 @@ fn every_sample_emits_only_kinds_its_receiver_declares() {
             }
         }
     }
-    let declared: BTreeSet<String> = hookline_cli::receivers()
+    let declared: BTreeSet<String> = hookline_receivers::all()
         .iter()
         .flat_map(|s| s.action_kinds.iter().map(|k| (*k).to_owned()))
         .collect();
@@ -72,7 +72,7 @@ fn every_sample_emits_only_kinds_its_receiver_declares() {
 #[test]
 fn the_workers_kinds_are_the_union_of_the_receivers_kinds() {
     let mut declared = Vec::new();
-    for spec in hookline_cli::receivers() {
+    for spec in hookline_receivers::all() {
         for kind in spec.action_kinds {
             assert!(
                 !kind.is_empty()
@@ -86,7 +86,5 @@ fn the_workers_kinds_are_the_union_of_the_receivers_kinds() {
         }
     }
     let unique: BTreeSet<&str> = declared.iter().copied().collect();
-    let worker: BTreeSet<&str> = hookline::store::ACTION_KINDS.iter().copied().collect();
-    assert_eq!(worker.len(), hookline::store::ACTION_KINDS.len());
-    assert_eq!(worker, unique);
+    assert_eq!(hookline_receivers::action_kinds(), unique);
 }

@@ -646,7 +646,7 @@ async fn a_mark_that_fails_after_the_2xx_repeats_the_post_with_the_same_key() {
             .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
             .build(),
     );
-    let targets = hookline::store::ACTION_KINDS
+    let targets = hookline_receivers::action_kinds()
         .iter()
         .map(|k| {
             (
@@ -1124,7 +1124,7 @@ fn unclear_worker(h: &Harness, how: Unclear, hole: &str) -> Worker {
             })
             .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
     }
-    let targets = hookline::store::ACTION_KINDS
+    let targets = hookline_receivers::action_kinds()
         .iter()
         .map(|k| {
             let url = if how == Unclear::Timeout && *k == "provision_access" {
@@ -1482,7 +1482,7 @@ async fn a_dead_letter_send_that_fails_leaves_the_followup_not_failed_and_the_me
         h.deliver(&spec, &invoice_paid("dlq_down"), "d").await,
         "accepted"
     );
-    let targets = hookline::store::ACTION_KINDS
+    let targets = hookline_receivers::action_kinds()
         .iter()
         .map(|k| {
             (

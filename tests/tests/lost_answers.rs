@@ -60,7 +60,7 @@ impl Harness {
 
     /// A worker on a store that loses the answer `lose` names; `disabled` kinds are turned off.
     fn worker(&self, lose: &LoseAnswer, disabled: &[&str]) -> Worker {
-        let targets = hookline::store::ACTION_KINDS
+        let targets = hookline_receivers::action_kinds()
             .iter()
             .map(|k| {
                 let t = if disabled.contains(k) {

@@ -40,7 +40,7 @@ fn declared(line: &Value) -> Vec<String> {
     assert_eq!(cw["Namespace"], "Hookline");
     assert_eq!(
         cw["Dimensions"],
-        serde_json::json!([["function", "source"]])
+        serde_json::json!([["function", "source"], []])
     );
     assert_eq!(line["_aws"]["Timestamp"], NOW * 1000);
     assert_eq!(line["function"], "payment-events");

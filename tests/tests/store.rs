@@ -254,6 +254,7 @@ async fn the_receiver_quarantines_what_the_store_refuses_for_good() {
     let spec = ReceiverSpec {
         source: "test",
         function: "test-events",
+        route: "/webhooks/test",
         scheme: Scheme::Stripe,
         content: ContentKind::Json,
         sender_timeout: std::time::Duration::from_secs(10),

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use hookline_tests::Stack;
@@ -287,7 +287,11 @@ fn each_receiver_reads_its_own_secret_and_only_it_does() {
         })
         .collect();
     let rx = receivers(&t);
-    assert_eq!(rx.len(), 2, "payment-events and user-events");
+    assert_eq!(
+        rx.len(),
+        hookline_receivers::all().len(),
+        "the registry's receivers"
+    );
     assert_eq!(secrets.len(), rx.len(), "one secret per receiver");
     let mut used = BTreeSet::new();
     for (name, props) in &rx {
@@ -368,12 +372,13 @@ fn alarms_watch_metric_names_and_dimensions_the_code_emits() {
     ]
     .into_iter()
     .chain(
-        [400, 401, 403, 405, 413, 415]
+        [400, 401, 403, 405, 413, 415, 422]
             .map(|s| m::rejection(http::StatusCode::from_u16(s).unwrap())),
     )
     .collect();
-    let specs = [payment_events::spec(), user_events::spec()];
+    let specs = hookline_receivers::all();
     let mut watched = BTreeSet::new();
+    let mut aggregate = BTreeSet::new();
     for (name, alarm) in resources_of(&t, "AWS::CloudWatch::Alarm") {
         assert!(
             ref_of(&alarm["AlarmActions"][0]) == Some("AlarmTopic"),
@@ -385,8 +390,15 @@ fn alarms_watch_metric_names_and_dimensions_the_code_emits() {
             }
             let metric_name = metric["MetricName"].as_str().unwrap();
             assert!(known.contains(metric_name), "{name}: {metric_name}");
+            let Some(dims) = metric.get("Dimensions") else {
+                // The dimension-less total over every function (shared/src/metrics.rs): it
+                // covers every receiver of the registry, present and future.
+                aggregate.insert(metric_name.to_owned());
+                watched.insert(metric_name.to_owned());
+                continue;
+            };
             watched.insert(metric_name.to_owned());
-            let dims: Vec<(String, String)> = metric["Dimensions"]
+            let dims: Vec<(String, String)> = dims
                 .as_sequence()
                 .unwrap()
                 .iter()
@@ -410,7 +422,19 @@ fn alarms_watch_metric_names_and_dimensions_the_code_emits() {
                 from_a_receiver || from_the_worker || (function == "reconciler" && source == "all"),
                 "{name}: ({function}, {source}) is emitted by no function"
             );
+            assert!(
+                !from_a_receiver,
+                "{name}: a receiver's alarm on one function leaves the others unwatched; alarm on \
+                 the dimension-less total"
+            );
         }
+    }
+    // What every receiver must be watched on: the totals over all of them.
+    for needed in ["rejected_401", m::QUARANTINED, m::ENQUEUE_FAILED] {
+        assert!(
+            aggregate.contains(needed),
+            "an alarm on the total of {needed}"
+        );
     }
     for needed in [
         "rejected_401",
@@ -422,6 +446,54 @@ fn alarms_watch_metric_names_and_dimensions_the_code_emits() {
     ] {
         assert!(watched.contains(needed), "an alarm on {needed}");
     }
+}
+
+/// The template's receivers are the registry's: each registry entry has a function built from
+/// `functions/<function>` (binary `<function>`) on its route, with a log group of its own; and
+/// no receiver in the template is missing from the registry (so `make dev`, `hookline send`,
+/// the worker's action kinds and the fuzzer know it).
+#[test]
+fn the_templates_receivers_are_the_registrys() {
+    let t = template();
+    let mut in_template: BTreeMap<String, (String, Value)> = BTreeMap::new();
+    for (name, props) in receivers(&t) {
+        let binary = t["Resources"][name.as_str()]["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: Metadata.BuildProperties.Binary"))
+            .to_owned();
+        in_template.insert(binary, (name, props));
+    }
+    for spec in hookline_receivers::all() {
+        let f = spec.function;
+        let (name, props) = in_template
+            .remove(f)
+            .unwrap_or_else(|| panic!("{f}: no function in template.yaml builds binary {f}"));
+        assert_eq!(
+            props["CodeUri"].as_str(),
+            Some(format!("functions/{f}").as_str()),
+            "{name}: CodeUri"
+        );
+        let webhook = &props["Events"]["Webhook"]["Properties"];
+        assert_eq!(webhook["Path"].as_str(), Some(spec.route), "{name}: route");
+        assert_eq!(webhook["Method"].as_str(), Some("POST"), "{name}: method");
+        assert_eq!(
+            ref_of(&webhook["ApiId"]),
+            Some("HttpApi"),
+            "{name}: on the HTTP API"
+        );
+        let group = ref_of(&props["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{name}: LoggingConfig.LogGroup is a !Ref"));
+        assert_eq!(
+            t["Resources"][group]["Type"].as_str(),
+            Some("AWS::Logs::LogGroup"),
+            "{name}: its own log group"
+        );
+    }
+    assert!(
+        in_template.is_empty(),
+        "receivers in template.yaml but not in receivers/src/lib.rs: {:?}",
+        in_template.keys().collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -462,7 +534,7 @@ fn every_declared_action_kind_has_a_template_parameter_and_a_worker_target() {
         .as_mapping()
         .unwrap();
     let mut declared = BTreeSet::new();
-    for spec in hookline_cli::receivers() {
+    for spec in hookline_receivers::all() {
         for kind in spec.action_kinds {
             declared.insert(*kind);
             let camel: String = kind

@@ -7,16 +7,20 @@ use hookline::http::ContentKind;
 use hookline::receiver::ReceiverSpec;
 use hookline::verify::Scheme;
 
+/// Every action kind the mapping emits (the registry gives the worker their union).
+pub const ACTION_KINDS: &[&str] = handler::ACTION_KINDS;
+
 /// This function's receiver: source `users`, Standard Webhooks (Svix, Clerk, ...) signatures, JSON bodies.
 pub fn spec() -> ReceiverSpec {
     ReceiverSpec {
         source: "users",
         function: "user-events",
+        route: "/webhooks/users",
         scheme: Scheme::StandardWebhooks,
         content: ContentKind::Json,
         // Stripe and Svix give up on an attempt after about 15 s; stay well inside it.
         sender_timeout: std::time::Duration::from_secs(10),
         describe: handler::describe,
-        action_kinds: handler::ACTION_KINDS,
+        action_kinds: ACTION_KINDS,
     }
 }

@@ -221,6 +221,11 @@ impl EventStore {
         &self.clock
     }
 
+    /// How long an event record is kept (its TTL), in seconds: the deduplication window.
+    pub fn retention_secs(&self) -> i64 {
+        self.retention_secs
+    }
+
     /// Records `event` with its `effects` and says what happened. One call for a new, duplicate
     /// or ignored event; a stale event costs a second (it is recorded as `stale`, with its event
     /// actions and without a state change).

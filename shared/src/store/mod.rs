@@ -42,22 +42,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Kinds of follow-up action the functions emit. The worker refuses to start unless each has a
-/// target (`ACTION_<KIND>_URL`, an `https://` URL or `disabled`), so no kind is skipped silently.
-///
-/// Each receiver declares its own kinds once, on its
-/// [`ReceiverSpec::action_kinds`](crate::receiver::ReceiverSpec::action_kinds); this list is
-/// their union (the worker links no mapping), and tests/tests/action_kinds.rs fails when it is
-/// not, or when a mapping emits a kind its receiver does not declare.
-pub const ACTION_KINDS: &[&str] = &[
-    "receipt",
-    "provision_access",
-    "revoke_access",
-    "notify_admin",
-    "welcome",
-    "analytics",
-];
-
 /// An event action: a fact about one event, run exactly once per distinct event, whatever the
 /// order of arrival (a stale event still gets its event actions).
 ///

@@ -81,6 +81,36 @@ impl FromStr for Scheme {
     }
 }
 
+impl Scheme {
+    /// Whether the signature covers a delivery time, so that a captured delivery stops verifying
+    /// after the tolerance. GitHub, Shopify, Twilio and a static header sign none: anyone holding
+    /// a captured delivery can send it again, and the receiver refuses one whose provider time is
+    /// older than the dedup window (docs/SECURITY.md, "Replays").
+    pub fn signs_time(&self) -> bool {
+        match self {
+            Self::Stripe | Self::StandardWebhooks | Self::Slack | Self::Paddle => true,
+            Self::GitHub | Self::Shopify | Self::Twilio | Self::StaticHeader { .. } => false,
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    /// The name [`Scheme::from_str`] parses back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::Stripe => "stripe",
+            Self::StandardWebhooks => "standard-webhooks",
+            Self::GitHub => "github",
+            Self::Shopify => "shopify",
+            Self::Slack => "slack",
+            Self::Paddle => "paddle",
+            Self::Twilio => "twilio",
+            Self::StaticHeader { header } => return write!(f, "static-header:{header}"),
+        };
+        f.write_str(name)
+    }
+}
+
 /// What a verifier looks at: the raw body bytes, the headers, and (Twilio only) the full URL the
 /// sender posted to, query string included.
 #[derive(Debug, Clone, Copy)]
