@@ -65,7 +65,16 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
     });
     let secret = Secret::new(args.secret.as_deref().unwrap_or(LOCAL_SECRET).as_bytes());
     let now = now_secs();
-    let headers = signed_headers(&scheme, &secret, &body, args.id.as_deref(), &url, now)?;
+    let mut headers = signed_headers(&scheme, &secret, &body, args.id.as_deref(), &url, now)?;
+    // GitHub and Shopify name the event in a header of its own: the sample's file name says it.
+    if let Some(header) = scheme.event_type_header()
+        && let Some(event) = args
+            .payload
+            .file_name()
+            .and_then(|n| scheme.sample_event_type(&n.to_string_lossy()))
+    {
+        headers.push((header, event));
+    }
 
     let content_type = content.mime();
     if args.apigw {
