@@ -27,6 +27,8 @@ macro_rules! registry {
 registry! {
     payment_events,
     user_events,
+    order_events,
+    repo_events,
 }
 
 /// The union of every receiver's action kinds: the targets the follow-up worker refuses to start

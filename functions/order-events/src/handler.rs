@@ -7,7 +7,7 @@
 //! - **The key** is the topic plus the body's SHA-256 (`orders/paid:<hex>`), never the webhook id:
 //!   Shopify's retries resend the same body, and a captured body resent under a new webhook id is
 //!   a duplicate. A topic this receiver does not handle is keyed `other:<hex>` (recorded as
-//!   `ignored`), so relabelling one captured body mints at most seven records, never more.
+//!   `ignored` when the body is JSON), so relabelling one captured body mints at most seven records, never more.
 //! - **Decisions follow the body's own state** (`financial_status`, `cancelled_at`,
 //!   `fulfillment_status`, `updated_at`), never the topic alone: the topic only chooses the model
 //!   (order or shop) and says which delivery is *the* cancellation (below). An `orders/create` body
@@ -110,6 +110,8 @@ pub fn describe(v: &Verified<'_>) -> Result<Described, ParseError> {
 pub fn describe_body(topic: &str, body: &[u8]) -> Result<Described, ParseError> {
     let digest = hex::encode(Sha256::digest(body));
     let Some(known) = Topic::parse(topic) else {
+        // Not ours to read, but still a JSON document (a cut body is quarantined, not ignored).
+        let _: serde::de::IgnoredAny = serde_json::from_slice(body)?;
         return Ok(Described {
             event_id: format!("other:{digest}"),
             event_type: topic.to_owned(),
@@ -538,8 +540,9 @@ mod tests {
         assert_eq!(d.event_id, format!("other:{}", digest(body)));
         let e = describe_body("carts/create", body.as_bytes()).unwrap();
         assert_eq!(e.event_id, d.event_id, "relabelling mints no new record");
-        // Unknown topics need no body of any shape.
-        assert!(describe_body("x", b"\xff").unwrap().effects.is_ignored());
+        // Unknown topics need a JSON body, of any shape.
+        assert!(describe_body("x", b"[1]").unwrap().effects.is_ignored());
+        assert!(describe_body("x", b"{\"a\":").is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub fn spec() -> ReceiverSpec {
     ReceiverSpec {
         source: "shopify",
         function: "order-events",
+        route: "/webhooks/shopify",
         scheme: Scheme::Shopify,
         content: ContentKind::Json,
         // Shopify counts a delivery as failed when it has no answer within 5 s.
