@@ -489,6 +489,19 @@ impl EventStore {
         );
         item.insert(TTL_ATTR.into(), n(now / 1000 + self.retention_secs));
         item.insert(REV.into(), n(0));
+        if let Some(d) = event.delivery {
+            let m: Item = [
+                ("id", d.delivery_id.as_ref().map(s)),
+                ("type", d.event_type.as_ref().map(s)),
+                ("ts", d.timestamp.map(n)),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+            .collect();
+            if !m.is_empty() {
+                item.insert("delivery".into(), AttributeValue::M(m));
+            }
+        }
         if let Some(reason) = reason {
             item.insert("reason".into(), s(reason));
         }
@@ -906,6 +919,14 @@ pub(super) fn parse_event(item: &Item) -> Result<EventRecord, StoreError> {
         entity_sync: opt_s(item, "entity_sync").map(str::to_owned),
         outbox,
         expires_at: get_n(item, TTL_ATTR)?,
+        delivery: match item.get("delivery") {
+            Some(AttributeValue::M(m)) => Some(crate::verify::VerifiedMeta {
+                delivery_id: opt_s(m, "id").map(str::to_owned),
+                event_type: opt_s(m, "type").map(str::to_owned),
+                timestamp: get_n(m, "ts").ok(),
+            }),
+            _ => None,
+        },
     })
 }
 

@@ -149,8 +149,9 @@ pub struct Incoming<'a> {
     pub url: Option<&'a str>,
 }
 
-/// What the scheme's headers said, available to receivers after verification.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the scheme's headers said, available to receivers after verification (and kept on the
+/// event record, so that a replay describes the event as its delivery did).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VerifiedMeta {
     /// The delivery or message id from a header (`webhook-id`, `X-GitHub-Delivery`, ...).
     pub delivery_id: Option<String>,
@@ -247,21 +248,25 @@ impl<'a> Verified<'a> {
     /// `Some` only when `body` still hashes to the SHA-256 recorded when it was verified.
     /// `delivery_id` is the stored event id, standing in for the header that carried it.
     pub fn stored(body: &'a [u8], body_sha256: &str, delivery_id: Option<String>) -> Option<Self> {
+        Self::stored_with(
+            body,
+            body_sha256,
+            VerifiedMeta {
+                delivery_id,
+                ..VerifiedMeta::default()
+            },
+        )
+    }
+
+    /// [`Verified::stored`] with the delivery's headers as the event record kept them.
+    pub fn stored_with(body: &'a [u8], body_sha256: &str, meta: VerifiedMeta) -> Option<Self> {
         use sha2::Digest as _;
         let digest = hex::encode(sha2::Sha256::digest(body));
         bool::from(subtle::ConstantTimeEq::ct_eq(
             digest.as_bytes(),
             body_sha256.as_bytes(),
         ))
-        .then(|| {
-            Self::new(
-                body,
-                VerifiedMeta {
-                    delivery_id,
-                    ..VerifiedMeta::default()
-                },
-            )
-        })
+        .then(|| Self::new(body, meta))
     }
     /// The raw verified bytes (for storage and replay).
     pub fn body(&self) -> &'a [u8] {
