@@ -165,8 +165,8 @@ async fn two_pushes_in_either_order_deploy_the_newer_last() {
             v["repository"]["pushed_at"] = at.into();
             v
         };
-        let older = push("1111111111111111111111111111111111111111", 1_796_392_931);
-        let newer = push("2222222222222222222222222222222222222222", 1_796_393_000);
+        let older = push("1111111111111111111111111111111111111111", 1_796_306_531);
+        let newer = push("2222222222222222222222222222222222222222", 1_796_306_600);
         let order = if newer_first {
             [&newer, &older]
         } else {

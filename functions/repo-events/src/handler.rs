@@ -440,7 +440,7 @@ mod tests {
         let d = described("push");
         assert_eq!(d.event_type, "push");
         // repository.pushed_at (Unix seconds in a push body), not head_commit.timestamp.
-        assert_eq!(d.provider_ts, 1_796_392_931_000);
+        assert_eq!(d.provider_ts, 1_796_306_531_000);
         let c = change(&d);
         assert_eq!(
             (c.entity_kind.as_str(), c.entity_id.as_str()),
@@ -476,7 +476,7 @@ mod tests {
         let d = with("push", &v);
         assert_eq!(
             (d.provider_ts, change(&d).version),
-            (1_796_392_931_000, 1_796_392_931_000)
+            (1_796_306_531_000, 1_796_306_531_000)
         );
         // Without pushed_at there is no version: quarantined, not guessed.
         let mut v = value("push");
@@ -522,7 +522,7 @@ mod tests {
     fn a_published_release_deploys_through_the_release_sync() {
         let d = described("release.published");
         assert_eq!(d.event_type, "release.published");
-        assert_eq!(d.provider_ts, 1_796_393_560_000);
+        assert_eq!(d.provider_ts, 1_796_307_160_000);
         let c = change(&d);
         assert_eq!(
             (c.entity_kind.as_str(), c.entity_id.as_str()),
