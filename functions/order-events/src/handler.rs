@@ -426,7 +426,7 @@ mod tests {
         assert_eq!(kinds(&d), [NOTIFY_ADMIN]);
         let a = &d.effects.actions()[0];
         assert_eq!(a.payload["order_id"], ORDER_ID);
-        assert_eq!(a.payload["cancelled_at"], "2026-12-01T10:05:00-05:00");
+        assert_eq!(a.payload["cancelled_at"], "2026-12-01T12:30:00-05:00");
         let guard = a.guard.as_ref().expect("guarded");
         assert_eq!(guard.entity().kind, ORDER);
         assert_eq!(guard.entity().id, ORDER_ID);
@@ -461,8 +461,8 @@ mod tests {
             "orders/create",
             "orders/paid",
             "orders/updated",
-            "orders/cancelled",
             "orders/fulfilled",
+            "orders/cancelled",
         ]
         .iter()
         .map(|t| change(&described(t)).version)
