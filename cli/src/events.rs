@@ -325,9 +325,17 @@ async fn replay_one(
         .get_body(spec.source, id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("its body was not stored (too large) or has expired"))?;
-    let verified =
-        hookline::verify::Verified::stored(&body, &record.body_sha256, Some(id.to_owned()))
-            .ok_or_else(|| anyhow::anyhow!("the stored body does not match its recorded hash"))?;
+    // The delivery's headers as received (GitHub's and Shopify's event type is one), else the
+    // record's id standing in for the delivery id (records written before they were kept).
+    let meta = record
+        .delivery
+        .clone()
+        .unwrap_or_else(|| hookline::verify::VerifiedMeta {
+            delivery_id: Some(id.to_owned()),
+            ..Default::default()
+        });
+    let verified = hookline::verify::Verified::stored_with(&body, &record.body_sha256, meta)
+        .ok_or_else(|| anyhow::anyhow!("the stored body does not match its recorded hash"))?;
     let described = (spec.describe)(&verified)
         .map_err(|e| anyhow::anyhow!("the current mapping still refuses it: {e}"))?;
     let actions: Vec<&str> = described
@@ -357,6 +365,7 @@ async fn replay_one(
         event_type: &described.event_type,
         provider_ts: described.provider_ts,
         body: &body,
+        delivery: record.delivery.as_ref(),
     };
     let committed = store.replay(&event, &described.effects).await?;
     if !committed.enqueue.is_empty()

@@ -41,6 +41,10 @@ pub struct SendArgs {
     /// for `cargo lambda invoke --data-file`.
     #[arg(long)]
     pub apigw: bool,
+    /// Send the payload form-encoded, as `payload=<url-encoded JSON>` (a GitHub webhook whose
+    /// content type is `application/x-www-form-urlencoded`); signed over the encoded bytes.
+    #[arg(long)]
+    pub form: bool,
 }
 
 /// Sends once; `Ok(false)` when the answer is not 2xx.
@@ -54,8 +58,11 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
         (None, Ok(spec)) => (spec.scheme, spec.content),
         (None, Err(err)) => return Err(err.context("pass --scheme for another function")),
     };
-    let body = std::fs::read(&args.payload)
+    let mut body = std::fs::read(&args.payload)
         .with_context(|| format!("reading payload {}", args.payload.display()))?;
+    if args.form {
+        body = form_payload(&body).into_bytes();
+    }
     let url = args.url.clone().unwrap_or_else(|| {
         format!(
             "{}/lambda-url/{}/",
@@ -65,9 +72,22 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
     });
     let secret = Secret::new(args.secret.as_deref().unwrap_or(LOCAL_SECRET).as_bytes());
     let now = now_secs();
-    let headers = signed_headers(&scheme, &secret, &body, args.id.as_deref(), &url, now)?;
+    let mut headers = signed_headers(&scheme, &secret, &body, args.id.as_deref(), &url, now)?;
+    // GitHub and Shopify name the event in a header of its own: the sample's file name says it.
+    if let Some(header) = scheme.event_type_header()
+        && let Some(event) = args
+            .payload
+            .file_name()
+            .and_then(|n| scheme.sample_event_type(&n.to_string_lossy()))
+    {
+        headers.push((header, event));
+    }
 
-    let content_type = content.mime();
+    let content_type = if args.form {
+        ContentKind::Form.mime()
+    } else {
+        content.mime()
+    };
     if args.apigw {
         // The route the template gives the function (the registry's).
         let route = receiver(&args.function).map_or_else(
@@ -108,6 +128,13 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
         Err(_) => out!("{text}"),
     }
     Ok(status.is_success())
+}
+
+/// `body` as a form-encoded delivery's body: `payload=<url-encoded body>`.
+pub fn form_payload(body: &[u8]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &String::from_utf8_lossy(body))
+        .finish()
 }
 
 /// The headers a genuine sender of `scheme` adds to `body` posted to `url` at `now` (seconds):
@@ -215,6 +242,23 @@ fn delivery_id(scheme: &Scheme, body: &[u8], given: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_payload_decodes_back_to_the_json() {
+        let json = br#"{"ref": "refs/heads/main", "note": "a&b=c d+e"}"#;
+        let form = form_payload(json);
+        assert!(form.starts_with("payload=%7B"), "{form}");
+        let decoded: Vec<(String, String)> = form_urlencoded::parse(form.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(
+            decoded,
+            [(
+                "payload".to_owned(),
+                String::from_utf8_lossy(json).into_owned()
+            )]
+        );
+    }
 
     #[test]
     fn delivery_ids() {

@@ -547,6 +547,7 @@ async fn events_list_filters_by_status_and_prints_no_body() {
                 event_type: "",
                 provider_ts: 1,
                 body,
+                delivery: None,
             },
             "missing field `type` at line 1 column 40",
         )
@@ -856,6 +857,7 @@ async fn exit_codes_tell_usage_failure_and_refused_items_apart() {
                 event_type: "",
                 provider_ts: 1,
                 body: br#"{"id":"evt_bad","object":"event"}"#,
+                delivery: None,
             },
             "missing field `type`",
         )
@@ -896,6 +898,7 @@ async fn replay_of_quarantined_events_pages_to_the_end_of_the_window() {
             event_type: "invoice.paid",
             provider_ts: now * 1000,
             body: b"{}",
+            delivery: None,
         }
     }
     old.quarantine(&event("evt_q_old", now), "unmapped")
@@ -1005,4 +1008,64 @@ async fn redrive_all_against_a_target_still_refusing_redrives_each_followup_once
     }
     // Each failed again, once: its new message waits on the DLQ for the next redrive.
     assert_eq!(ops.stack.depth(&ops.stack.dlq_url).await.unwrap(), (2, 0));
+}
+
+/// A GitHub or Shopify body names its event only in an unsigned header: the record keeps the
+/// delivery's headers, and a replay describes the stored body with them (before, a replay
+/// re-described it with the record's id alone, and such an event could never be replayed).
+#[tokio::test]
+async fn a_replay_describes_the_stored_body_with_its_delivery_headers() {
+    let ops = Ops::new(Vec::new()).await;
+    let store = ops.stack.store(hookline::clock::system());
+    let body = std::fs::read(format!(
+        "{}/../events/repo-events/push.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let headers = hookline::verify::VerifiedMeta {
+        delivery_id: Some("9f3c1a2e-delivery".into()),
+        event_type: Some("push".into()),
+        timestamp: None,
+    };
+    for (id, delivery) in [("sha256:kept", Some(&headers)), ("sha256:lost", None)] {
+        store
+            .quarantine(
+                &NewEvent {
+                    source: "github",
+                    function: "repo-events",
+                    event_id: id,
+                    event_type: "push",
+                    provider_ts: 0,
+                    body: &body,
+                    delivery,
+                },
+                "a model that has been fixed since",
+            )
+            .await
+            .unwrap();
+    }
+    let stored = store
+        .get_event("github", "sha256:kept")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.delivery.as_ref(), Some(&headers));
+    let both = [ops.table(), ops.queues()[..2].to_vec()].concat();
+    let replay = |id: &str| {
+        let words = vec!["events".into(), "replay".into(), "github".into(), id.into()];
+        run_code(words, both.clone(), false)
+    };
+    let (c, stdout, stderr) = replay("sha256:kept").await;
+    assert_eq!(c, Some(0), "{stdout}{stderr}");
+    let record = store
+        .get_event("github", "sha256:kept")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status.status(), "accepted");
+    assert_eq!(record.event_type, "push");
+    assert_eq!(record.delivery, Some(headers));
+    // Without the headers (a record written before they were kept) the mapping cannot tell.
+    let (c, stdout, _) = replay("sha256:lost").await;
+    assert_eq!(c, Some(1), "{stdout}");
 }

@@ -29,6 +29,8 @@ registry! {
     user_events,
     content_events,
     chat_events,
+    order_events,
+    repo_events,
 }
 
 /// The union of every receiver's action kinds: the targets the follow-up worker refuses to start

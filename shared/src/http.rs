@@ -22,14 +22,34 @@ pub enum ContentKind {
     Json,
     /// `application/x-www-form-urlencoded` (Slack, Twilio).
     Form,
+    /// Either of them, as the sender's configuration chooses (GitHub: `payload=<JSON>` when
+    /// form-encoded). The mapping tells them apart from the verified bytes.
+    JsonOrForm,
 }
 
 impl ContentKind {
-    /// The media type, as sent in `Content-Type`.
+    /// The media type, as sent in `Content-Type` (for [`ContentKind::JsonOrForm`], JSON).
     pub fn mime(self) -> &'static str {
         match self {
-            Self::Json => "application/json",
+            Self::Json | Self::JsonOrForm => "application/json",
             Self::Form => "application/x-www-form-urlencoded",
+        }
+    }
+
+    /// True when a request whose media type is `mime` (no parameters) is accepted.
+    pub fn accepts(self, mime: &str) -> bool {
+        let is = |kind: Self| mime.eq_ignore_ascii_case(kind.mime());
+        match self {
+            Self::JsonOrForm => is(Self::Json) || is(Self::Form),
+            kind => is(kind),
+        }
+    }
+
+    /// What a 415 answer says is expected.
+    pub fn expected(self) -> &'static str {
+        match self {
+            Self::JsonOrForm => "application/json or application/x-www-form-urlencoded",
+            kind => kind.mime(),
         }
     }
 }
@@ -171,10 +191,10 @@ pub fn guard(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case(content.mime()));
+        .is_some_and(|m| content.accepts(m.trim()));
     if !ok {
         return Err(ApiError::UnsupportedMediaType {
-            expected: content.mime(),
+            expected: content.expected(),
         });
     }
     Ok(())
@@ -221,6 +241,32 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn json_or_form_accepts_either_and_nothing_else() {
+        let kind = ContentKind::JsonOrForm;
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(
+                guard(&Method::POST, &headers(Some(ct)), 1, 10, kind).is_ok(),
+                "{ct}"
+            );
+        }
+        let e = guard(&Method::POST, &headers(Some("text/plain")), 1, 10, kind).expect_err("type");
+        assert_eq!(e.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            e.to_string(),
+            "content type must be application/json or application/x-www-form-urlencoded"
+        );
+        assert!(guard(&Method::POST, &headers(None), 1, 10, kind).is_err());
+        // Json and Form stay strict.
+        let form = headers(Some("application/x-www-form-urlencoded"));
+        assert!(guard(&Method::POST, &form, 1, 10, ContentKind::Json).is_err());
+        assert_eq!(kind.mime(), "application/json");
     }
 
     #[test]

@@ -45,7 +45,7 @@ use crate::metrics::{self, Metric, Metrics};
 use crate::queue::FollowupQueue;
 use crate::secrets::{RefreshingVerifier, SecretsError};
 use crate::store::{Committed, Effects, NewEvent, Outcome, RecordPlan, SharedStore, StoreError};
-use crate::verify::{Incoming, ParseError, Scheme, Verified, Verifier};
+use crate::verify::{Incoming, ParseError, Scheme, Verified, VerifiedMeta, Verifier};
 
 /// What a function's handler learns from one verified delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +175,8 @@ pub struct Prepared {
     /// The mapping's result.
     pub described: Described,
     plan: RecordPlan,
+    /// The delivery's headers, kept on the record.
+    delivery: VerifiedMeta,
 }
 
 /// What a verified request comes to before any I/O.
@@ -190,6 +192,8 @@ pub enum Step {
         event_type: String,
         /// The parse error's kind and position.
         reason: String,
+        /// The delivery's headers, kept on the record so that a replay has them.
+        delivery: VerifiedMeta,
     },
 }
 
@@ -341,11 +345,15 @@ impl Receiver {
             Err(e) => return Ok(self.quarantine_step(&verified, &e.to_string())),
         };
         self.check_replay_window(&described)?;
-        match self
-            .store
-            .plan(&self.event(&described, body), &described.effects)
-        {
-            Ok(plan) => Ok(Step::Ready(Box::new(Prepared { described, plan }))),
+        match self.store.plan(
+            &self.event(&described, body, Some(verified.meta())),
+            &described.effects,
+        ) {
+            Ok(plan) => Ok(Step::Ready(Box::new(Prepared {
+                described,
+                plan,
+                delivery: verified.meta().clone(),
+            }))),
             Err(e) => Ok(self.quarantine_step(&verified, &format!("not storable: {e}"))),
         }
     }
@@ -376,10 +384,16 @@ impl Receiver {
             event_id: quarantine_id(&self.spec.scheme, verified),
             event_type: verified.meta().event_type.clone().unwrap_or_default(),
             reason: reason.to_owned(),
+            delivery: verified.meta().clone(),
         }
     }
 
-    fn event<'a>(&self, described: &'a Described, body: &'a [u8]) -> NewEvent<'a> {
+    fn event<'a>(
+        &self,
+        described: &'a Described,
+        body: &'a [u8],
+        delivery: Option<&'a VerifiedMeta>,
+    ) -> NewEvent<'a> {
         NewEvent {
             source: self.spec.source,
             function: self.spec.function,
@@ -387,6 +401,7 @@ impl Receiver {
             event_type: &described.event_type,
             provider_ts: described.provider_ts,
             body,
+            delivery,
         }
     }
 
@@ -427,14 +442,18 @@ impl Receiver {
         let mut extra = serde_json::Map::new();
         let (committed, event_id, event_type) = match step {
             Step::Ready(prepared) => {
-                let Prepared { described, plan } = *prepared;
+                let Prepared {
+                    described,
+                    plan,
+                    delivery,
+                } = *prepared;
                 if let Some(challenge) = &described.challenge {
                     extra.insert("challenge".into(), challenge.clone().into());
                 }
                 if !described.deduplicated {
                     extra.insert("deduplicated".into(), false.into());
                 }
-                let event = self.event(&described, body);
+                let event = self.event(&described, body, Some(&delivery));
                 match within(budget, self.store.commit(plan)).await {
                     Ok(c) => (c, described.event_id.clone(), described.event_type.clone()),
                     Err(StoreError::Permanent { message, .. }) => {
@@ -450,6 +469,7 @@ impl Receiver {
                 event_id,
                 event_type,
                 reason,
+                delivery,
             } => {
                 let event = NewEvent {
                     source: self.spec.source,
@@ -458,6 +478,7 @@ impl Receiver {
                     event_type: &event_type,
                     provider_ts: 0,
                     body,
+                    delivery: Some(&delivery),
                 };
                 let c = self.quarantine(&event, &reason, budget).await?;
                 (c, event_id, event_type)

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use hookline::verify::Verified;
+use hookline::verify::{Verified, VerifiedMeta};
 use sha2::{Digest, Sha256};
 
 /// The samples of `function`: (file name, body).
@@ -46,7 +46,14 @@ fn every_sample_emits_only_kinds_its_receiver_declares() {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect();
-            let verified = Verified::stored(&body, &digest, Some("msg_sample".into())).unwrap();
+            // The headers its sender would add: a delivery id, and the event type where the
+            // scheme names it in a header of its own (GitHub, Shopify: the sample's file name).
+            let meta = VerifiedMeta {
+                delivery_id: Some("msg_sample".into()),
+                event_type: spec.scheme.sample_event_type(&name),
+                ..VerifiedMeta::default()
+            };
+            let verified = Verified::stored_with(&body, &digest, meta).unwrap();
             let d = (spec.describe)(&verified).unwrap();
             for kind in emitted(&d) {
                 assert!(

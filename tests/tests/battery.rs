@@ -39,9 +39,16 @@ fn samples(function: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// `body` as its sender posts it to `spec`'s route: its media type, signed with `secret` at
-/// [`NOW`] under `delivery_id` where the scheme carries one.
-fn delivery(spec: &ReceiverSpec, body: &[u8], secret: &str, delivery_id: &str) -> Request {
+/// `body` (the sample `name`) as its sender posts it to `spec`'s route: its media type, signed
+/// with `secret` at [`NOW`] under `delivery_id` where the scheme carries one, and the event type
+/// the file is named after where the scheme puts it in a header of its own.
+fn delivery(
+    spec: &ReceiverSpec,
+    name: &str,
+    body: &[u8],
+    secret: &str,
+    delivery_id: &str,
+) -> Request {
     let headers = sign(
         &spec.scheme,
         &Secret::new(secret),
@@ -59,6 +66,12 @@ fn delivery(spec: &ReceiverSpec, body: &[u8], secret: &str, delivery_id: &str) -
         .header("content-type", spec.content.mime());
     for (k, v) in headers {
         b = b.header(k, v);
+    }
+    if let (Some(header), Some(event)) = (
+        spec.scheme.event_type_header(),
+        spec.scheme.sample_event_type(name),
+    ) {
+        b = b.header(header, event);
     }
     b.body(Body::Binary(body.to_vec())).unwrap()
 }
@@ -96,13 +109,13 @@ async fn every_sample_is_recorded_once_and_its_redelivery_is_a_duplicate() {
         for (name, body) in samples(spec.function) {
             let what = format!("{}/{name}", spec.function);
             let id = format!("dlv_{name}");
-            let (status, first) = send(&rx, delivery(&spec, &body, LOCAL_SECRET, &id)).await;
+            let (status, first) = send(&rx, delivery(&spec, &name, &body, LOCAL_SECRET, &id)).await;
             assert_eq!(status, 200, "{what}: {first}");
             assert!(
                 ["accepted", "ignored", "stale"].contains(&first["status"].as_str().unwrap()),
                 "{what}: first delivery {first}"
             );
-            let (status, again) = send(&rx, delivery(&spec, &body, LOCAL_SECRET, &id)).await;
+            let (status, again) = send(&rx, delivery(&spec, &name, &body, LOCAL_SECRET, &id)).await;
             assert_eq!(status, 200, "{what}: {again}");
             if again["event_id"] == first["event_id"] {
                 assert_eq!(again["status"], "duplicate", "{what}: redelivery {again}");
@@ -123,7 +136,13 @@ async fn a_forgery_is_refused_before_any_aws_call() {
             let what = format!("{}/{name}", spec.function);
             let (status, err) = send(
                 &rx,
-                delivery(&spec, &body, "whsec_bm90LXRoZS1zZWNyZXQ=", "dlv_forged"),
+                delivery(
+                    &spec,
+                    &name,
+                    &body,
+                    "whsec_bm90LXRoZS1zZWNyZXQ=",
+                    "dlv_forged",
+                ),
             )
             .await;
             assert_eq!(status, 401, "{what}: {err}");
@@ -147,9 +166,9 @@ async fn a_verified_body_the_model_cannot_read_is_quarantined_and_kept() {
         let stack = Stack::new().await.unwrap();
         let rx = receiver(&stack, &spec);
         // Truncated JSON (and, in a form body, a truncated `payload=`): verified, unreadable.
-        let (_, sample) = samples(spec.function).remove(0);
+        let (name, sample) = samples(spec.function).remove(0);
         let cut = &sample[..sample.len() / 2];
-        let (status, ans) = send(&rx, delivery(&spec, cut, LOCAL_SECRET, "dlv_cut")).await;
+        let (status, ans) = send(&rx, delivery(&spec, &name, cut, LOCAL_SECRET, "dlv_cut")).await;
         assert_eq!(status, 200, "{}: {ans}", spec.function);
         assert_eq!(ans["status"], "quarantined", "{}: {ans}", spec.function);
         let id = ans["event_id"].as_str().unwrap();
@@ -163,7 +182,7 @@ async fn a_verified_body_the_model_cannot_read_is_quarantined_and_kept() {
             "{}: the quarantined body is kept",
             spec.function
         );
-        let (_, again) = send(&rx, delivery(&spec, cut, LOCAL_SECRET, "dlv_cut")).await;
+        let (_, again) = send(&rx, delivery(&spec, &name, cut, LOCAL_SECRET, "dlv_cut")).await;
         assert_eq!(again["status"], "duplicate", "{}: {again}", spec.function);
     }
 }
@@ -174,7 +193,8 @@ async fn concurrent_copies_of_one_delivery_are_recorded_once() {
         let stack = Stack::new().await.unwrap();
         let rx = receiver(&stack, &spec);
         let (name, body) = samples(spec.function).remove(0);
-        let sends = (0..8).map(|_| send(&rx, delivery(&spec, &body, LOCAL_SECRET, "dlv_copy")));
+        let sends =
+            (0..8).map(|_| send(&rx, delivery(&spec, &name, &body, LOCAL_SECRET, "dlv_copy")));
         let answers = futures_util::future::join_all(sends).await;
         let ids: std::collections::BTreeSet<String> = answers
             .iter()

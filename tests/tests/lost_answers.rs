@@ -443,6 +443,7 @@ async fn a_replay_whose_answer_was_lost_is_accepted_with_its_followups() {
         event_type: "thing.changed",
         provider_ts: NOW * 1000,
         body,
+        delivery: None,
     };
     h.store().quarantine(&event, "shape changed").await.unwrap();
     let effects = Effects::Apply {

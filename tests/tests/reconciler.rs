@@ -58,6 +58,7 @@ impl Rig {
             event_type: "thing.happened",
             provider_ts: NOW * 1000,
             body: b"{}",
+            delivery: None,
         };
         self.store().record(&event, &effects).await.unwrap();
     }

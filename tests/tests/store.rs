@@ -30,6 +30,7 @@ fn event<'a>(id: &'a str, body: &'a [u8]) -> NewEvent<'a> {
         event_type: "thing.changed",
         provider_ts: NOW * 1000,
         body,
+        delivery: None,
     }
 }
 

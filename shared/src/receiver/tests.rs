@@ -171,6 +171,7 @@ async fn a_duplicate_re_enqueues_what_its_event_still_has_pending() {
         event_type: "thing.updated",
         provider_ts: 1,
         body: &body,
+        delivery: None,
     };
     let effects = Effects::apply(None, vec![Action::new("receipt", json!({}))]);
     let again = store

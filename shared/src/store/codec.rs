@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
+use crate::verify::VerifiedMeta;
+
 use super::{
     ActionStatus, EntityRecord, EntityRef, EventRecord, Guard, OutboxEntry, Outcome, StateAttrs,
     StoreError, SyncRecord, SyncTarget,
@@ -145,6 +147,33 @@ pub(super) struct EventItem {
     pub pending_pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_check_at: Option<i64>,
+    /// The delivery's headers, kept for a replay (absent when the scheme gave none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryItem>,
+}
+
+/// The `delivery` map of an event record: the headers a scheme gave (id, event type, signed
+/// time), so a replay describes the event as its delivery did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct DeliveryItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+}
+
+impl DeliveryItem {
+    /// The stored form of `meta`; `None` when it holds nothing (no empty map is written).
+    pub fn of(meta: &VerifiedMeta) -> Option<Self> {
+        let item = Self {
+            id: meta.delivery_id.clone(),
+            event_type: meta.event_type.clone(),
+            ts: meta.timestamp,
+        };
+        (item != Self::default()).then_some(item)
+    }
 }
 
 /// One entry of an event record's `outbox` map, keyed by action kind. The payload and the guard
@@ -343,6 +372,11 @@ pub(super) fn parse_event(item: &Item) -> Result<EventRecord, StoreError> {
         entity_sync: ev.entity_sync,
         outbox,
         expires_at: ev.expires_at,
+        delivery: ev.delivery.map(|d| VerifiedMeta {
+            delivery_id: d.id,
+            event_type: d.event_type,
+            timestamp: d.ts,
+        }),
     })
 }
 
@@ -617,6 +651,7 @@ mod tests {
             event_type: "user.created",
             provider_ts: 1_699_999_999_000,
             body: b"{}",
+            delivery: None,
         };
         let change = StateChange {
             entity_kind: "user".into(),
@@ -648,6 +683,46 @@ mod tests {
             Some(&AttributeValue::B(b"{}".to_vec().into()))
         );
         assert_eq!(body.get("expires_at"), Some(&n(1_700_000_000 + 86_400)));
+    }
+
+    #[test]
+    fn delivery_headers_are_a_map_of_what_was_given_and_read_back() {
+        use crate::store::{Effects, NewEvent};
+        let store = crate::store::EventStore::detached(
+            "t",
+            1,
+            crate::clock::FixedClock::at_secs(1_700_000_000),
+        );
+        let given = VerifiedMeta {
+            delivery_id: Some("d-1".into()),
+            timestamp: None,
+            event_type: Some("push".into()),
+        };
+        let mut event = NewEvent {
+            source: "github",
+            function: "repo-events",
+            event_id: "push:abc",
+            event_type: "push",
+            provider_ts: 1,
+            body: b"{}",
+            delivery: Some(&given),
+        };
+        let plan = store.plan(&event, &Effects::Ignored).unwrap();
+        assert_eq!(
+            plan.event.item().get("delivery"),
+            Some(&m(&[("id", s("d-1")), ("type", s("push"))])),
+            "no ts: the scheme signed none"
+        );
+        assert_eq!(
+            parse_event(plan.event.item()).unwrap().delivery.as_ref(),
+            event.delivery
+        );
+        // Nothing given, nothing written: no empty map.
+        let empty = VerifiedMeta::default();
+        event.delivery = Some(&empty);
+        let plan = store.plan(&event, &Effects::Ignored).unwrap();
+        assert_eq!(plan.event.item().get("delivery"), None);
+        assert_eq!(parse_event(plan.event.item()).unwrap().delivery, None);
     }
 
     #[test]

@@ -485,6 +485,7 @@ mod tests {
                     event_type: "t",
                     provider_ts: version,
                     body: b"{}",
+                    delivery: None,
                 };
                 let plan = store
                     .plan(&event, &Effects::apply(Some(change.clone()), Vec::new()))

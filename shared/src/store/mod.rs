@@ -247,6 +247,8 @@ pub struct NewEvent<'a> {
     pub provider_ts: i64,
     /// The raw verified body (kept in an item of its own when it fits the item size limit).
     pub body: &'a [u8],
+    /// The delivery's headers (id, event type, signed time), kept on the record for a replay.
+    pub delivery: Option<&'a crate::verify::VerifiedMeta>,
 }
 
 /// What a receiver's mapping decided for one event: ignored, or a state change and event
@@ -459,6 +461,8 @@ pub struct EventRecord {
     pub outbox: Vec<OutboxEntry>,
     /// TTL: seconds since the epoch after which DynamoDB may delete the record.
     pub expires_at: i64,
+    /// The delivery's headers as received (`delivery`: id, event type, signed time), if any.
+    pub delivery: Option<crate::verify::VerifiedMeta>,
 }
 
 /// The sync of one entity, as stored on the entity record.

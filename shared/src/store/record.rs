@@ -17,9 +17,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckF
 use sha2::{Digest, Sha256};
 
 use super::codec::{
-    ATTRS, BodyItem, Bytes, DELETED, EntryItem, EventItem, ID, Item, KIND, LAST_EVENT,
-    SYNC_ATTEMPT, SYNC_DESIRED, SYNC_GENERATION, SYNC_NAME, SYNC_SOURCE, SYNC_STATUS, UPDATED_AT,
-    VERSION, json_to_attr, n, s, sync_json, to_item,
+    ATTRS, BodyItem, Bytes, DELETED, DeliveryItem, EntryItem, EventItem, ID, Item, KIND,
+    LAST_EVENT, SYNC_ATTEMPT, SYNC_DESIRED, SYNC_GENERATION, SYNC_NAME, SYNC_SOURCE, SYNC_STATUS,
+    UPDATED_AT, VERSION, json_to_attr, n, s, sync_json, to_item,
 };
 use super::dynamo::build_err;
 use super::schema::{
@@ -210,6 +210,7 @@ impl EventStore {
             pending_pk: (!outbox.is_empty()).then(|| pending_pk(&pk)),
             next_check_at: (!outbox.is_empty()).then_some(check),
             outbox,
+            delivery: event.delivery.and_then(DeliveryItem::of),
             sk: EVENT_SK.to_owned(),
             pk,
         };

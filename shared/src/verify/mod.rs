@@ -94,6 +94,32 @@ impl Scheme {
     }
 }
 
+impl Scheme {
+    /// The unsigned header in which the sender names the event type (GitHub's `X-GitHub-Event`,
+    /// Shopify's `X-Shopify-Topic`), for schemes whose body does not.
+    pub fn event_type_header(&self) -> Option<HeaderName> {
+        match self {
+            Self::GitHub => Some(HeaderName::from_static("x-github-event")),
+            Self::Shopify => Some(HeaderName::from_static("x-shopify-topic")),
+            _ => None,
+        }
+    }
+
+    /// The event-type header's value for a sample file `events/<function>/<name>`, which is
+    /// named after its event: GitHub's event is the name up to its first dot
+    /// (`workflow_run.completed.json` → `workflow_run`), Shopify's topic the name without
+    /// `.json` whose first dot is a slash (`orders.paid.json` → `orders/paid`). `None` for a
+    /// scheme without such a header.
+    pub fn sample_event_type(&self, file_name: &str) -> Option<String> {
+        let stem = file_name.strip_suffix(".json").unwrap_or(file_name);
+        match self {
+            Self::GitHub => stem.split('.').next().map(str::to_owned),
+            Self::Shopify => Some(stem.replacen('.', "/", 1)),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Scheme {
     /// The name [`Scheme::from_str`] parses back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -123,8 +149,9 @@ pub struct Incoming<'a> {
     pub url: Option<&'a str>,
 }
 
-/// What the scheme's headers said, available to receivers after verification.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the scheme's headers said, available to receivers after verification (and kept on the
+/// event record, so that a replay describes the event as its delivery did).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VerifiedMeta {
     /// The delivery or message id from a header (`webhook-id`, `X-GitHub-Delivery`, ...).
     pub delivery_id: Option<String>,
@@ -232,21 +259,25 @@ impl<'a> Verified<'a> {
     /// `Some` only when `body` still hashes to the SHA-256 recorded when it was verified.
     /// `delivery_id` is the stored event id, standing in for the header that carried it.
     pub fn stored(body: &'a [u8], body_sha256: &str, delivery_id: Option<String>) -> Option<Self> {
+        Self::stored_with(
+            body,
+            body_sha256,
+            VerifiedMeta {
+                delivery_id,
+                ..VerifiedMeta::default()
+            },
+        )
+    }
+
+    /// [`Verified::stored`] with the delivery's headers as the event record kept them.
+    pub fn stored_with(body: &'a [u8], body_sha256: &str, meta: VerifiedMeta) -> Option<Self> {
         use sha2::Digest as _;
         let digest = hex::encode(sha2::Sha256::digest(body));
         bool::from(subtle::ConstantTimeEq::ct_eq(
             digest.as_bytes(),
             body_sha256.as_bytes(),
         ))
-        .then(|| {
-            Self::new(
-                body,
-                VerifiedMeta {
-                    delivery_id,
-                    ..VerifiedMeta::default()
-                },
-            )
-        })
+        .then(|| Self::new(body, meta))
     }
     /// The raw verified bytes (for storage and replay).
     pub fn body(&self) -> &'a [u8] {
@@ -486,6 +517,29 @@ mod tests {
     fn detail(body: &[u8]) -> String {
         let err = serde_json::from_slice::<crate::model::stripe::Event>(body).unwrap_err();
         ParseError::from(err).to_string()
+    }
+
+    #[test]
+    fn samples_name_their_event_type_header() {
+        let gh = Scheme::GitHub;
+        assert_eq!(gh.event_type_header().unwrap(), "x-github-event");
+        assert_eq!(
+            gh.sample_event_type("workflow_run.completed.json").unwrap(),
+            "workflow_run"
+        );
+        assert_eq!(gh.sample_event_type("push.json").unwrap(), "push");
+        let shop = Scheme::Shopify;
+        assert_eq!(shop.event_type_header().unwrap(), "x-shopify-topic");
+        assert_eq!(
+            shop.sample_event_type("orders.paid.json").unwrap(),
+            "orders/paid"
+        );
+        assert_eq!(
+            shop.sample_event_type("app.uninstalled.json").unwrap(),
+            "app/uninstalled"
+        );
+        assert_eq!(Scheme::Stripe.event_type_header(), None);
+        assert_eq!(Scheme::Stripe.sample_event_type("invoice.paid.json"), None);
     }
 
     #[test]

@@ -111,6 +111,7 @@ const EVENT: NewEvent<'static> = NewEvent {
     event_type: "thing.updated",
     provider_ts: 1,
     body: b"{}",
+    delivery: None,
 };
 
 async fn record(store: &MemoryStore, effects: &Effects) {
