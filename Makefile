@@ -1,5 +1,5 @@
 # The two commands: `make test` (everything CI runs) and `make dev` (the local stack).
-.PHONY: test dev down bootstrap lint bench sam-build fuzz
+.PHONY: test dev down bootstrap lint bench bench-lambda sam-build fuzz
 
 test:            ## fmt, clippy, template lint, the whole suite against a fresh emulator
 	bash scripts/test.sh
@@ -18,6 +18,11 @@ lint:            ## template lint only
 
 bench:           ## criterion benchmarks
 	cargo bench -p hookline
+
+bench-lambda:    ## release receiver beside its floors under a Runtime API: BENCH_ARGS="--events 5000 --aws stub,tls,moto"
+	cargo build --release -p payment-events -p hookline-bench # as deployed: without the CLI's features
+	cargo build -p hookline-cli # `hookline local up` for --aws moto
+	bash scripts/bootstrap.sh && .venv/bin/python scripts/bench-lambda.py $(BENCH_ARGS)
 
 sam-build:       ## release arm64 build of every function, as `sam deploy` ships them
 	bash scripts/bootstrap.sh && PATH="$(CURDIR)/.venv/bin:$$PATH" sam build

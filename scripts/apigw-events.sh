@@ -8,12 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p hookline-cli
+hookline="${CARGO_TARGET_DIR:-target}/debug/hookline"
 for fn_dir in events/*/; do
   fn=$(basename "$fn_dir")
   mkdir -p "$fn_dir/apigw"
   for payload in "$fn_dir"*.json; do
     name=$(basename "$payload")
-    target/debug/hookline send "$fn" "$payload" --apigw --id "msg_apigw_${name%.json}" > "$fn_dir/apigw/$name"
+    "$hookline" send "$fn" "$payload" --apigw --id "msg_apigw_${name%.json}" > "$fn_dir/apigw/$name"
   done
   echo "apigw-events: $fn_dir/apigw/ ($(ls "$fn_dir/apigw" | wc -l) events)"
 done

@@ -443,11 +443,56 @@ impl ReconcilerConfig {
 
 pub use crate::followup::AWS_SDK;
 
+/// The AWS SDK settings Hookline changes from the SDK's defaults, each measured on its own
+/// (docs/BENCHMARKS.md, "SDK settings"). [`aws`] applies them all; the SDK floor of the benchmark
+/// can turn each back to the SDK's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkTuning {
+    /// Credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`,
+    /// and the region from `AWS_REGION`, as Lambda sets them, instead of the provider chains
+    /// (environment, profile files, SSO, web identity, container, IMDS). Without the variables,
+    /// the chains still run.
+    pub env_credentials_and_region: bool,
+    /// No stalled-stream protection: it times the throughput of streaming bodies; ours are a few
+    /// KiB, and every attempt is bounded by [`AWS_SDK`]'s timeout already.
+    pub no_stalled_stream_protection: bool,
+    /// Trust the roots of AWS endpoints' certificates compiled in ([`AWS_ROOTS`]) instead of
+    /// loading the system's store at the first connection (its bundle and every file of its
+    /// directory: a quarter of a cold start's CPU here). Setting `SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR` brings the system loading back, for an endpoint signed by another CA
+    /// (the TLS benchmark's local one).
+    pub compiled_in_roots: bool,
+}
+
+/// The root certificates AWS service endpoints chain to (Amazon Trust Services: Amazon Root CA
+/// 1 to 4 and Starfield Services Root Certificate Authority G2, the cross-signing root), in PEM.
+pub const AWS_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
+
+impl SdkTuning {
+    /// What every function runs with.
+    pub const HOOKLINE: Self = Self {
+        env_credentials_and_region: true,
+        no_stalled_stream_protection: true,
+        compiled_in_roots: true,
+    };
+    /// The SDK's own defaults (the benchmark's comparison).
+    pub const SDK_DEFAULTS: Self = Self {
+        env_credentials_and_region: false,
+        no_stalled_stream_protection: false,
+        compiled_in_roots: false,
+    };
+}
+
 /// Builds the AWS SDK configuration once per cold start, with explicit timeouts and retries
-/// ([`AWS_SDK`]). `AWS_ENDPOINT_URL` (the local emulator) and `AWS_REGION` are honoured by the
-/// SDK itself.
+/// ([`AWS_SDK`]) and [`SdkTuning::HOOKLINE`]. `AWS_ENDPOINT_URL` (the local emulator) is honoured
+/// by the SDK itself.
 pub async fn aws() -> aws_config::SdkConfig {
-    aws_config::from_env()
+    aws_with(SdkTuning::HOOKLINE).await
+}
+
+/// [`aws`] with the given settings.
+pub async fn aws_with(tuning: SdkTuning) -> aws_config::SdkConfig {
+    let mut loader = aws_config::from_env()
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
@@ -459,9 +504,52 @@ pub async fn aws() -> aws_config::SdkConfig {
             aws_config::retry::RetryConfig::standard()
                 .with_max_attempts(AWS_SDK.max_attempts)
                 .with_initial_backoff(AWS_SDK.initial_backoff),
-        )
-        .load()
-        .await
+        );
+    if tuning.env_credentials_and_region {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                id,
+                secret,
+                var("AWS_SESSION_TOKEN"),
+                None,
+                "environment",
+            ));
+        }
+        if let Some(region) = var("AWS_REGION") {
+            loader = loader.region(aws_config::Region::new(region));
+        }
+    }
+    if tuning.no_stalled_stream_protection {
+        loader = loader.stalled_stream_protection(
+            aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+        );
+    }
+    let system_roots = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if tuning.compiled_in_roots && !system_roots {
+        loader = loader.http_client(https_client(AWS_ROOTS));
+    }
+    loader.load().await
+}
+
+/// The SDK's default HTTPS client (hyper, rustls with aws-lc), trusting only `roots` (PEM).
+fn https_client(roots: &'static [u8]) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(roots);
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .unwrap_or_default();
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https()
 }
 
 #[cfg(test)]

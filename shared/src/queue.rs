@@ -76,6 +76,21 @@ impl FollowupQueue {
         &self.url
     }
 
+    /// Opens the SQS connection ahead of the first send: one `GetQueueAttributes` of the queue's
+    /// ARN, whose answer (or refusal) is not used. See [`crate::receiver::serve`].
+    pub async fn open_connection(&self) {
+        let sent = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await;
+        if let Err(e) = sent {
+            tracing::debug!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "SQS warm-up");
+        }
+    }
+
     /// Makes a received message visible again only after `delay` (the worker's backoff; SQS caps
     /// it at 12 hours).
     pub async fn delay(

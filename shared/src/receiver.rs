@@ -89,6 +89,9 @@ pub type Describe = fn(&Verified<'_>) -> Result<Described, ParseError>;
 /// Longest event id accepted (DynamoDB keys allow 2 KB; provider ids are far shorter).
 pub const MAX_EVENT_ID_LEN: usize = 256;
 
+/// The most [`Receiver::open_connections`] may add to a cold start.
+pub const WARM_UP_BUDGET: Duration = Duration::from_millis(500);
+
 /// Kept back from the budget for answering.
 const ANSWER_MARGIN: Duration = Duration::from_millis(250);
 /// Below this, the SQS send is not even tried: the reconciler sends.
@@ -144,6 +147,7 @@ pub async fn serve(spec: ReceiverSpec) -> Result<(), lambda_http::Error> {
     let config = ReceiverConfig::from_env()?;
     let sdk = crate::config::aws().await;
     let receiver = Receiver::new(spec, &config, &sdk).await?;
+    receiver.open_connections().await;
     let receiver = &receiver;
     lambda_http::run(lambda_http::service_fn(move |req| async move {
         Ok::<_, std::convert::Infallible>(receiver.handle(req).await)
@@ -245,6 +249,18 @@ impl Receiver {
             queue,
             allowed_sources: None,
             metrics: Metrics::stdout(),
+        }
+    }
+
+    /// Opens the DynamoDB and SQS connections (TCP and TLS) at the same time, during init,
+    /// instead of one after the other inside the first request: one `DescribeEndpoints` and one
+    /// `GetQueueAttributes`, whose answers are not used, within [`WARM_UP_BUDGET`]. A failure
+    /// changes nothing: the first request connects as it would have (docs/BENCHMARKS.md).
+    pub async fn open_connections(&self) {
+        let both =
+            async { tokio::join!(self.store.open_connection(), self.queue.open_connection()) };
+        if tokio::time::timeout(WARM_UP_BUDGET, both).await.is_err() {
+            tracing::debug!("warm-up cut short");
         }
     }
 

@@ -488,6 +488,47 @@ fn the_templates_receivers_are_the_registrys() {
             Some("AWS::Logs::LogGroup"),
             "{name}: its own log group"
         );
+        // Its source allowlist and reserved concurrency are parameters of its own.
+        let cidrs = ref_of(&props["Environment"]["Variables"]["ALLOWED_SOURCE_CIDRS"])
+            .unwrap_or_else(|| panic!("{name}: ALLOWED_SOURCE_CIDRS is a !Ref to a parameter"));
+        assert_eq!(
+            t["Parameters"][cidrs]["Default"].as_str(),
+            Some(""),
+            "{name}: {cidrs} is a parameter, empty by default (any source)"
+        );
+        let reserved = match &props["ReservedConcurrentExecutions"] {
+            Value::Tagged(tag) if tag.tag == "!If" => tag.value.clone(),
+            other => panic!("{name}: ReservedConcurrentExecutions is an !If, not {other:?}"),
+        };
+        let condition = reserved[0].as_str().unwrap_or_default();
+        assert!(
+            !t["Conditions"][condition].is_null(),
+            "{name}: the condition {condition} is declared"
+        );
+        let param = ref_of(&reserved[1]).unwrap_or_default();
+        assert_eq!(
+            t["Parameters"][param]["Default"].as_str(),
+            Some(""),
+            "{name}: {param} is a parameter, empty by default (unreserved)"
+        );
+        // Its outputs: the URL to give the sender and the secret to fill in.
+        let outputs: Vec<String> = t["Outputs"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .map(|o| serde_yaml::to_string(&o["Value"]).unwrap())
+            .collect();
+        assert!(
+            outputs.iter().any(|o| o.contains(spec.route)),
+            "{name}: an output gives the URL of {}",
+            spec.route
+        );
+        let secret = ref_of(&props["Environment"]["Variables"]["WEBHOOK_SECRETS_ID"])
+            .unwrap_or_else(|| panic!("{name}: WEBHOOK_SECRETS_ID is a !Ref"));
+        assert!(
+            outputs.iter().any(|o| o.trim() == format!("!Ref {secret}")),
+            "{name}: an output names its secret {secret}"
+        );
     }
     assert!(
         in_template.is_empty(),

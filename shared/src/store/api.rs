@@ -37,6 +37,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// How long an event record is kept (its TTL), in seconds: the deduplication window.
     fn retention_secs(&self) -> i64;
 
+    /// Opens the connection to the store ahead of the first call (a cold start's warm-up); its
+    /// answer is not used and a failure changes nothing. The double has nothing to open.
+    fn open_connection(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
+
     /// Builds the writes that record `event` with its `effects`, without sending them.
     fn plan(&self, event: &NewEvent<'_>, effects: &Effects) -> Result<RecordPlan, StoreError>;
 
@@ -128,6 +134,16 @@ impl Store for EventStore {
 
     fn retention_secs(&self) -> i64 {
         EventStore::retention_secs(self)
+    }
+
+    fn open_connection(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {
+            // DescribeEndpoints: the cheapest DynamoDB call, on the same connection pool.
+            if let Err(e) = self.client().describe_endpoints().send().await {
+                let e = aws_sdk_dynamodb::error::DisplayErrorContext(e);
+                tracing::debug!(error = %e, "DynamoDB warm-up");
+            }
+        })
     }
 
     fn plan(&self, event: &NewEvent<'_>, effects: &Effects) -> Result<RecordPlan, StoreError> {

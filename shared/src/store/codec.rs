@@ -51,6 +51,12 @@ pub(super) const SYNC_LEASE: &str = "sync_lease";
 pub(super) const SYNC_LEASE_UNTIL: &str = "sync_lease_until";
 pub(super) const SYNC_LAST_STATUS: &str = "sync_last_status";
 pub(super) const SYNC_REASON: &str = "sync_reason";
+/// An outbox entry's own check time, ms.
+pub(super) const ENTRY_CHECK_AT: &str = "check_at";
+/// An outbox entry's re-enqueues since its last claim.
+pub(super) const ENTRY_REQUEUES: &str = "requeues";
+/// An entity sync's re-enqueues since its last claim.
+pub(super) const SYNC_REQUEUES: &str = "sync_requeues";
 /// The state last maybe sent (written under the lease before its POST), and its sequence.
 pub(super) const SYNC_SENT: &str = "sync_sent";
 pub(super) const SYNC_SEQ: &str = "sync_seq";

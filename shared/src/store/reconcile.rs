@@ -23,18 +23,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures_util::StreamExt;
 
 use super::codec::{
-    Item, OUTBOX, REV, SYNC_SOURCE, get_s, n, opt_n, opt_s, parse_entity, parse_event, s,
+    ENTRY_CHECK_AT, ENTRY_REQUEUES, Item, OUTBOX, REV, SYNC_REQUEUES, SYNC_SOURCE, get_s, n, opt_n,
+    opt_s, parse_entity, parse_event, s,
 };
 use super::dynamo::dynamo_err;
 use super::schema::{ENTITY_SK, EVENT_SK, PENDING_INDEX, PENDING_PK, PENDING_SK, PK, SK};
 use super::{ActionStatus, EventStore, FollowUp, StoreError};
-
-/// An outbox entry's own check time, ms.
-pub(super) const ENTRY_CHECK_AT: &str = "check_at";
-/// An outbox entry's re-enqueues since its last claim.
-pub(super) const ENTRY_REQUEUES: &str = "requeues";
-/// An entity sync's re-enqueues since its last claim.
-pub(super) const SYNC_REQUEUES: &str = "sync_requeues";
 
 /// Longest a never-claimed follow-up waits between two re-enqueues, ms (1 h).
 pub const REQUEUE_CAP_MS: i64 = 3_600_000;

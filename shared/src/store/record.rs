@@ -274,7 +274,7 @@ impl EventStore {
                 .set_item(SYNC_DESIRED, s(sync_json(sync)))
                 .set_item(SYNC_STATUS, s(ActionStatus::Pending.as_str()))
                 .set_item(SYNC_ATTEMPT, n(0))
-                .set_item(super::reconcile::SYNC_REQUEUES, n(0))
+                .set_item(super::codec::SYNC_REQUEUES, n(0))
                 .set_item(PENDING_PK, s(pending_pk(&pk)))
                 .set_item(PENDING_SK, n(now.saturating_add(self.grace_ms)))
                 .default_item(SYNC_GENERATION, n(0))

@@ -25,11 +25,10 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::codec::{
-    Item, OUTBOX, REV, SYNC_ATTEMPT, SYNC_GENERATION, SYNC_LAST_STATUS, SYNC_LEASE,
-    SYNC_LEASE_UNTIL, SYNC_REASON, SYNC_STATUS, n, s,
+    ENTRY_CHECK_AT, ENTRY_REQUEUES, Item, OUTBOX, REV, SYNC_ATTEMPT, SYNC_GENERATION,
+    SYNC_LAST_STATUS, SYNC_LEASE, SYNC_LEASE_UNTIL, SYNC_REASON, SYNC_REQUEUES, SYNC_STATUS, n, s,
 };
 use super::dynamo::dynamo_err;
-use super::reconcile::{ENTRY_CHECK_AT, ENTRY_REQUEUES, SYNC_REQUEUES};
 use super::schema::{ENTITY_SK, EVENT_SK, PENDING_SK, PK, SK};
 use super::{ActionStatus, EventStore, StoreError};
 

@@ -1,10 +1,9 @@
-//! The floor for `scripts/bench-function.py`: a hello-world `lambda_http` function on the same
+//! A floor for `scripts/bench-lambda.py` (`hello-http`): a hello-world `lambda_http` function on the same
 //! runtime flavour as the receivers (current-thread tokio), answering every API Gateway request
 //! with a fixed JSON body and calling no AWS service. What a receiver costs beyond this is
 //! Hookline's own work plus its two AWS calls.
 //!
-//! `cargo build --release -p hookline-tests --example hello_lambda`, then
-//! `scripts/bench-function.py --binary target/release/examples/hello_lambda`.
+//! `make bench-lambda` builds and runs it.
 
 use lambda_http::{Body, Error, Response, run, service_fn};
 
