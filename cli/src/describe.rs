@@ -4,7 +4,8 @@
 //! (the storm, scripts/storm.py) learns the expected effects here instead of re-implementing the
 //! mappings and the ordering rule.
 //!
-//! Each line read on stdin is a request, as for `hookline sign --jsonl` (`{function, id, body}`).
+//! Each line read on stdin is a request, as for `hookline sign --jsonl` (`{function, id, body}`,
+//! with `event_type` for GitHub and Shopify, which name the event in a header of its own).
 //! It is signed with the local secret, verified by the function's own verifier and described by
 //! the function's own `describe`, exactly as the receiver would, with no I/O. Each answer line
 //! is, in order, `{"event": {...}}` or `{"error": "..."}`:
@@ -238,6 +239,25 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["final"]["event_id"], "msg_0");
         assert_eq!(lines[0]["final"]["tombstone"], true);
+        Ok(())
+    }
+
+    /// Shopify (and GitHub) name the event in a header of its own: the line's `event_type`.
+    #[test]
+    fn a_sender_that_names_the_event_in_a_header_gets_it_from_the_line() -> anyhow::Result<()> {
+        let path = format!(
+            "{}/../events/order-events/orders.paid.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read_to_string(path)?;
+        let mut finals = Finals::default();
+        let line = json!({"function": "order-events", "body": body, "event_type": "orders/paid"});
+        let paid = answer(&line.to_string(), &mut finals);
+        assert_eq!(paid["event"]["event_type"], "orders/paid", "{paid}");
+        assert_eq!(paid["event"]["change"]["entity_kind"], "order", "{paid}");
+        let line = json!({"function": "order-events", "body": body});
+        let untyped = answer(&line.to_string(), &mut finals);
+        assert!(untyped["error"].is_string(), "{untyped}");
         Ok(())
     }
 

@@ -4,7 +4,9 @@
 //!
 //! Each line read on stdin is one request, `{"function": "payment-events", "id": "msg_1",
 //! "body": "<the body, as text>"}` (`id`: the delivery id for schemes that carry one in a header;
-//! optional `url` for schemes that sign it); each line written on stdout is its answer, in order,
+//! optional `url` for schemes that sign it; `event_type`, e.g. `"orders/paid"` or `"push"`, for
+//! schemes that name the event in an unsigned header of its own: GitHub, Shopify); each line
+//! written on stdout is its answer, in order,
 //! flushed at once: `{"headers": {"Content-Type": ..., "<signature header>": ...}}`, or
 //! `{"error": "..."}` (never the body or the secret). The timestamp signed is the time of the
 //! request, as a provider signs each attempt.
@@ -43,6 +45,11 @@ pub struct Request {
     /// The URL posted to, for schemes that sign it (default: `cargo lambda watch`'s).
     #[serde(default)]
     pub url: Option<String>,
+    /// The event type, for schemes that name it in an unsigned header of its own (GitHub's
+    /// `X-GitHub-Event`, Shopify's `X-Shopify-Topic`), e.g. `push` or `orders/paid`; sent in that
+    /// header as `hookline send` sends a sample's. Ignored for other schemes.
+    #[serde(default)]
+    pub event_type: Option<String>,
 }
 
 impl Request {
@@ -58,8 +65,8 @@ impl Request {
     }
 }
 
-/// The headers `request` is posted with at `now` (seconds): the function's content type and its
-/// scheme's signature headers.
+/// The headers `request` is posted with at `now` (seconds): the function's content type, its
+/// scheme's signature headers and, where the scheme has one, the event type header.
 pub fn headers(
     secret: &Secret,
     request: &Request,
@@ -76,6 +83,12 @@ pub fn headers(
     )?;
     let mut headers = vec![("Content-Type".to_owned(), spec.content.mime().to_owned())];
     headers.extend(signed.into_iter().map(|(n, v)| (n.as_str().to_owned(), v)));
+    if let (Some(header), Some(event)) = (
+        spec.scheme.event_type_header(),
+        request.event_type.as_deref(),
+    ) {
+        headers.push((header.as_str().to_owned(), event.to_owned()));
+    }
     Ok(headers)
 }
 
