@@ -39,6 +39,7 @@ pub mod sink;
 pub mod stack;
 
 use anyhow::Context;
+use hookline::config::TrustedRoots;
 use hookline::receiver::ReceiverSpec;
 
 /// The documented local test secret, used by every function in `make dev` and the tests.
@@ -169,7 +170,9 @@ impl Aws {
             .ok()
             .filter(|r| !r.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        let loader = aws_config::from_env().region(aws_config::Region::new(region));
+        let loader = aws_config::from_env()
+            .region(aws_config::Region::new(region))
+            .http_client(hookline::config::aws_http_client(TrustedRoots::System));
         if endpoint == "aws" {
             return Self {
                 sdk: loader.load().await,

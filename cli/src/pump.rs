@@ -81,7 +81,7 @@ pub async fn run(aws: &Aws, args: &PumpArgs) -> anyhow::Result<()> {
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .unwrap_or_default();
-    let http = reqwest::Client::builder()
+    let http = hookline::config::http_client()
         .connect_timeout(Duration::from_secs(5))
         // The first invocation compiles the function under `cargo lambda watch`.
         .timeout(Duration::from_secs(900))

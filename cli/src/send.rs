@@ -98,7 +98,7 @@ pub async fn run(args: &SendArgs) -> anyhow::Result<bool> {
         out!("{}", serde_json::to_string_pretty(&event)?);
         return Ok(true);
     }
-    let client = reqwest::Client::builder()
+    let client = hookline::config::http_client()
         .connect_timeout(std::time::Duration::from_secs(5))
         .build()
         .context("building the HTTP client")?;

@@ -174,7 +174,9 @@ mod tests {
             )
             .with_header("retry-after", "7")
         }));
-        let client = reqwest::Client::new();
+        let client = hookline::config::http_client()
+            .build()
+            .expect("an HTTP client");
         let resp = client
             .post(format!("http://{addr}/receipt?x=1"))
             .header("Idempotency-Key", "k1")

@@ -418,7 +418,9 @@ mod tests {
             record: Some(record.clone()),
         };
         let server = tokio::spawn(async move { serve(listener, &args).await });
-        let client = reqwest::Client::new();
+        let client = hookline::config::http_client()
+            .build()
+            .expect("an HTTP client");
         let url = format!("http://127.0.0.1:{port}/receipt");
         let mut statuses = Vec::new();
         for _ in 0..2 {

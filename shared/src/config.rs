@@ -525,31 +525,63 @@ pub async fn aws_with(tuning: SdkTuning) -> aws_config::SdkConfig {
             aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
         );
     }
-    let system_roots = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some());
-    if tuning.compiled_in_roots && !system_roots {
-        loader = loader.http_client(https_client(AWS_ROOTS));
-    }
-    loader.load().await
+    let roots = if tuning.compiled_in_roots {
+        TrustedRoots::Aws
+    } else {
+        TrustedRoots::System
+    };
+    loader.http_client(aws_http_client(roots)).load().await
 }
 
-/// The SDK's default HTTPS client (hyper, rustls with aws-lc), trusting only `roots` (PEM).
-fn https_client(roots: &'static [u8]) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// Which root certificates an HTTPS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustedRoots {
+    /// [`AWS_ROOTS`], compiled in: nothing to load at the first connection. Setting
+    /// `SSL_CERT_FILE` or `SSL_CERT_DIR` turns it into [`TrustedRoots::System`], for an endpoint
+    /// signed by another CA (the TLS benchmark's local one).
+    Aws,
+    /// The system's store, read at the first connection (and `SSL_CERT_FILE`/`SSL_CERT_DIR`).
+    System,
+}
+
+/// The HTTPS client of every AWS SDK client Hookline builds (functions, CLI, tests): the SDK's
+/// own (hyper, rustls), with ring as its crypto, trusting `roots`. Plain `http://` endpoints (the
+/// local emulator) work too. The SDK crates are built without a client of their own, so a
+/// configuration without this one fails its first call instead of bringing a second TLS stack.
+pub fn aws_http_client(
+    roots: TrustedRoots,
+) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls;
-    let trust = tls::TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(roots);
+    let system = roots == TrustedRoots::System
+        || ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+    let trust = if system {
+        tls::TrustStore::default()
+    } else {
+        tls::TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AWS_ROOTS)
+    };
     let context = tls::TlsContext::builder()
         .with_trust_store(trust)
         .build()
         .unwrap_or_default();
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
+            tls::rustls_provider::CryptoMode::Ring,
         ))
         .tls_context(context)
         .build_https()
+}
+
+/// A builder of reqwest clients (the worker's deliveries, the CLI) on the same TLS stack as the
+/// SDK: rustls with ring, the system's roots. reqwest is built without a crypto provider of its
+/// own, so every client starts here (`reqwest::Client::new()` would panic).
+pub fn http_client() -> reqwest::ClientBuilder {
+    // Err only when a provider is installed already, which is all this needs.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 #[cfg(test)]

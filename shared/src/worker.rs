@@ -132,7 +132,7 @@ impl Worker {
         timers: Timers,
         clock: SharedClock,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = crate::config::http_client()
             .timeout(timers.action_timeout)
             .connect_timeout(timers.action_timeout)
             .redirect(reqwest::redirect::Policy::none())

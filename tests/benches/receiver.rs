@@ -41,6 +41,9 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let sdk = rt.block_on(async {
         aws_config::from_env()
+            .http_client(hookline::config::aws_http_client(
+                hookline::config::TrustedRoots::System,
+            ))
             .endpoint_url("http://127.0.0.1:1")
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -155,6 +155,9 @@ pub async fn sdk_config() -> anyhow::Result<aws_config::SdkConfig> {
 /// SDK configuration for an emulator at `endpoint`, with dummy credentials.
 pub async fn sdk_config_for(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::from_env()
+        .http_client(hookline::config::aws_http_client(
+            hookline::config::TrustedRoots::System,
+        ))
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
