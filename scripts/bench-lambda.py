@@ -21,6 +21,7 @@ events, distinct invoices) to each subject, one process per run, the subjects in
              stub's certificate is trusted through SSL_CERT_FILE, which loads the system way)
   sdk-warm-up  (with --subjects) the SDK floor opening its DynamoDB and SQS connections
              concurrently during init, as the receivers do (Receiver::open_connections)
+  receiver-warn  (with --subjects) the receiver at log level WARN: what its INFO line costs
   receiver-before  (with --before BINARY) an earlier build of payment-events
 
 AWS behind them (--aws, comma-separated):
@@ -66,6 +67,8 @@ SUBJECTS = {
     "sdk-system-roots": (os.path.join(RELEASE, "floor_sdk"), {"HOOKLINE_FLOOR_TUNING": "system-roots"}),
     # The SDK floor opening both connections at once during init, as the receivers do.
     "sdk-warm-up": (os.path.join(RELEASE, "floor_sdk"), {"HOOKLINE_FLOOR_TUNING": "warm-up"}),
+    # The receiver without its INFO line per request (what the log line costs).
+    "receiver-warn": (os.path.join(RELEASE, "payment-events"), {"AWS_LAMBDA_LOG_LEVEL": "WARN"}),
 }
 DEFAULT_SUBJECTS = "receiver,sdk-floor,hello-ct,hello-mt,hello-http"
 
@@ -217,7 +220,7 @@ def peak_kib(pid):
 def run_once(binary, env, events):
     """One process, `events` invocations. Returns the figures of the run."""
     payloads = [json.dumps(e).encode() for e in events]
-    lock, done = threading.Lock(), threading.Event()
+    lock, done, spawned = threading.Lock(), threading.Event(), threading.Event()
     st = {"next": 0, "handed": {}, "latency": [], "statuses": {}, "first_next": None,
           "first_answer": None, "init_cpu": None, "cpu_first": None}
 
@@ -233,12 +236,13 @@ def run_once(binary, env, events):
 
         def do_GET(self):
             now = time.perf_counter()
+            spawned.wait()  # a fast child can ask before Popen has returned its pid
             with lock:
                 i = st["next"]
                 st["next"] += 1
                 if st["first_next"] is None:
                     st["first_next"] = now
-                    st["init_cpu"] = cpu_secs(proc.pid)
+                    st["init_cpu"] = cpu_secs(st["pid"])
             if i >= len(payloads):
                 done.set()
                 time.sleep(3600)
@@ -283,7 +287,18 @@ def run_once(binary, env, events):
     calls_before = Stub.calls
     # The receivers write metric lines (EMF) to stdout: not wanted on the benchmark's.
     proc = subprocess.Popen(os.environ.get("BENCH_WRAP", "").split() + [binary], env=env, stdout=subprocess.DEVNULL)
-    finished = done.wait(timeout=900)
+    st["pid"] = proc.pid
+    spawned.set()
+    deadline = time.monotonic() + 900
+    while not (finished := done.wait(timeout=0.2)):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            break
+    if not finished:
+        code = proc.poll()
+        proc.kill()
+        proc.wait()
+        server.shutdown()
+        sys.exit(f"{binary}: exited ({code}) or hung before answering every event ({st['statuses']})")
     hwm, cpu_total = peak_kib(proc.pid), cpu_secs(proc.pid)
     if os.environ.get("BENCH_WRAP"):
         proc.send_signal(signal.SIGINT)  # a profiler writes its data and stops its child
@@ -291,7 +306,7 @@ def run_once(binary, env, events):
         proc.kill()
     proc.wait()
     server.shutdown()
-    if not finished or st["first_answer"] is None:
+    if st["first_answer"] is None:
         sys.exit(f"{binary}: did not answer every event ({st['statuses']})")
     warm = max(len(payloads) - 1, 1)
     lat = sorted(st["latency"]) or [0.0]
@@ -375,6 +390,9 @@ def main():
                 events = [apigw_event(i, now, f"{aws}{r}{name}") for i in range(n)]
                 fig = run_once(binary, dict(env, **extra), events)
                 results.setdefault((aws, name), []).append(fig)
+                if set(fig["statuses"]) - {"accepted", "hello"}:
+                    # A run whose calls failed is cheaper than real work: never a figure.
+                    sys.exit(f"{name} answered {fig['statuses']} against {aws}: not a valid run")
                 print(f"[{aws} run {r + 1}/{args.runs}] {name}: first answer {fig['first_ms']:.1f} ms, "
                       f"{fig['cpu_us']:.0f} us CPU/event, answers {fig['statuses']}", file=sys.stderr)
         stop()

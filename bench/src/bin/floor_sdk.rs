@@ -1,12 +1,14 @@
 //! The SDK floor for `scripts/bench-lambda.py`: the receivers' runtime (`lambda_http`,
 //! current-thread tokio) and AWS SDK configuration ([`hookline::config::aws`]), making the two
 //! calls a new event costs: one `TransactWriteItems` of the items a receiver writes for a Stripe
-//! `invoice.paid` (the event record with its outbox, the raw body, the entity's conditional
-//! update) and one `SendMessageBatch` of its follow-up, on a fixed request, with no verification,
-//! parsing or mapping. What a receiver costs beyond this floor is Hookline's own work.
+//! `invoice.paid` (the event record with its outbox, the raw body as bytes, the entity's
+//! conditional update) and one `SendMessageBatch` of its follow-up, on a fixed request, with no
+//! verification, parsing or mapping. What a receiver costs beyond this floor is Hookline's own
+//! work.
 //!
-//! The items are built once at start-up from the same sample; each invocation clones them with
-//! fresh keys (conditions then hold against the emulator too).
+//! Each invocation builds the items with fresh keys, numbered from the process's start time in
+//! nanoseconds, so the conditions hold against the emulator in every run, not only the first
+//! (with keys from 0 a second run's writes were all cancelled, and cheaper than a new event's).
 //!
 //! `HOOKLINE_FLOOR_TUNING` picks the SDK settings, to measure each one's effect: `hookline`
 //! (default: [`SdkTuning::HOOKLINE`], as the functions run), `sdk-defaults`, or `hookline` with
@@ -16,6 +18,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use hookline::config::SdkTuning;
@@ -68,7 +71,10 @@ fn items(table: &str, body: &str, k: u64) -> Vec<TransactWriteItem> {
     let raw: Item = HashMap::from([
         ("pk".to_owned(), s(&pk)),
         ("sk".to_owned(), s("BODY")),
-        ("body".to_owned(), s(body)),
+        (
+            "body".to_owned(),
+            AttributeValue::B(Blob::new(body.as_bytes())),
+        ),
         ("expires_at".to_owned(), n(1_752_592_000)),
     ]);
     let put = |item: Item| {
@@ -133,7 +139,10 @@ async fn main() -> Result<(), Error> {
         );
     }
     let body = include_str!("../../../events/payment-events/invoice.paid.json");
-    let next = AtomicU64::new(0);
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2));
+    let next = AtomicU64::new(start);
     let (dynamo, sqs, table, queue_url, next) = (&dynamo, &sqs, &table, &queue_url, &next);
     run(service_fn(move |_req| async move {
         let k = next.fetch_add(1, Ordering::Relaxed);
