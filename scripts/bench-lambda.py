@@ -384,18 +384,20 @@ def main():
         else:
             sys.exit(f"unknown --aws {aws}")
         now = int(time.time())
-        for r in range(args.runs):
-            for name in subjects:
-                binary, extra = SUBJECTS[name]
-                events = [apigw_event(i, now, f"{aws}{r}{name}") for i in range(n)]
-                fig = run_once(binary, dict(env, **extra), events)
-                results.setdefault((aws, name), []).append(fig)
-                if set(fig["statuses"]) - {"accepted", "hello"}:
-                    # A run whose calls failed is cheaper than real work: never a figure.
-                    sys.exit(f"{name} answered {fig['statuses']} against {aws}: not a valid run")
-                print(f"[{aws} run {r + 1}/{args.runs}] {name}: first answer {fig['first_ms']:.1f} ms, "
-                      f"{fig['cpu_us']:.0f} us CPU/event, answers {fig['statuses']}", file=sys.stderr)
-        stop()
+        try:  # the stub or the emulator stops even when a run fails
+            for r in range(args.runs):
+                for name in subjects:
+                    binary, extra = SUBJECTS[name]
+                    events = [apigw_event(i, now, f"{aws}{r}{name}") for i in range(n)]
+                    fig = run_once(binary, dict(env, **extra), events)
+                    results.setdefault((aws, name), []).append(fig)
+                    if set(fig["statuses"]) - {"accepted", "hello"}:
+                        # A run whose calls failed is cheaper than real work: never a figure.
+                        sys.exit(f"{name} answered {fig['statuses']} against {aws}: not a valid run")
+                    print(f"[{aws} run {r + 1}/{args.runs}] {name}: first answer {fig['first_ms']:.1f} ms, "
+                          f"{fig['cpu_us']:.0f} us CPU/event, answers {fig['statuses']}", file=sys.stderr)
+        finally:
+            stop()
 
     print(f"\n{args.runs} runs per subject, {args.events} events per run ({args.moto_events} against moto); "
           f"median (min-max)\n")
