@@ -44,7 +44,9 @@ use crate::http::{ApiError, ContentKind, guard, json_response};
 use crate::metrics::{self, Metric, Metrics};
 use crate::queue::FollowupQueue;
 use crate::secrets::{RefreshingVerifier, SecretsError};
-use crate::store::{Committed, Effects, NewEvent, Outcome, RecordPlan, SharedStore, StoreError};
+use crate::store::{
+    Committed, Effects, NewEvent, Outcome, RecordPlan, SharedStore, Store, StoreError,
+};
 use crate::verify::{Incoming, ParseError, Scheme, Verified, VerifiedMeta, Verifier};
 
 /// What a function's handler learns from one verified delivery.
@@ -133,6 +135,16 @@ pub struct Receiver {
     clock: SharedClock,
     allowed_sources: Option<SourceAllowlist>,
     metrics: Metrics,
+}
+
+/// Opens the DynamoDB and SQS connections concurrently, within [`WARM_UP_BUDGET`], answers
+/// unused: a receiver's warm-up during init ([`Receiver::open_connections`]), and the
+/// benchmark's SDK floor's, so that both measure the same calls.
+pub async fn open_connections(store: &dyn Store, queue: &FollowupQueue) {
+    let both = async { tokio::join!(store.open_connection(), queue.open_connection()) };
+    if tokio::time::timeout(WARM_UP_BUDGET, both).await.is_err() {
+        tracing::debug!("warm-up cut short");
+    }
 }
 
 /// A receiver function's whole `main`: telemetry, configuration from the environment, the AWS
@@ -257,11 +269,7 @@ impl Receiver {
     /// `GetQueueAttributes`, whose answers are not used, within [`WARM_UP_BUDGET`]. A failure
     /// changes nothing: the first request connects as it would have (docs/BENCHMARKS.md).
     pub async fn open_connections(&self) {
-        let both =
-            async { tokio::join!(self.store.open_connection(), self.queue.open_connection()) };
-        if tokio::time::timeout(WARM_UP_BUDGET, both).await.is_err() {
-            tracing::debug!("warm-up cut short");
-        }
+        open_connections(self.store.as_ref(), &self.queue).await;
     }
 
     /// Writes metric lines to `metrics` instead of stdout (tests).

@@ -22,6 +22,8 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use hookline::config::SdkTuning;
+use hookline::queue::FollowupQueue;
+use hookline::store::EventStore;
 use lambda_http::{Body, Error, Response, run, service_fn};
 
 type Item = HashMap<String, AttributeValue>;
@@ -132,11 +134,10 @@ async fn main() -> Result<(), Error> {
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     if warm_up {
-        // What `Receiver::open_connections` does: both connections opened at once, answers unused.
-        let _ = tokio::join!(
-            dynamo.describe_endpoints().send(),
-            sqs.get_queue_attributes().queue_url(&queue_url).send()
-        );
+        // The receivers' own warm-up, on the same clients.
+        let store = EventStore::new(dynamo.clone(), &table, 30, hookline::clock::system());
+        let queue = FollowupQueue::new(sqs.clone(), &queue_url);
+        hookline::receiver::open_connections(&store, &queue).await;
     }
     let body = include_str!("../../../events/payment-events/invoice.paid.json");
     let start = std::time::SystemTime::now()
